@@ -1,0 +1,361 @@
+package experiments
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The client and the server of a case are separate processes: tcplab
+// re-executes itself with AgentEnv set to the node's role, inside that
+// node's namespace. Each agent makes the socket calls it is told to, one at
+// a time, on the kernel's sockets directly, and answers each with what the
+// call returned. A signal an agent receives is its own.
+const AgentEnv = "TCPLAB_AGENT"
+
+// Cmd is one socket call an agent is asked to make.
+type Cmd struct {
+	Op        string `json:"op"` // listen, accept, connect, send, recv, poll, close, close-rst, sockopt
+	Addr      string `json:"addr,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Len       int    `json:"len,omitempty"`
+	TimeoutMS int    `json:"timeout_ms,omitempty"`
+	// UserTimeoutMS sets TCP_USER_TIMEOUT on connect's socket.
+	UserTimeoutMS int `json:"user_timeout_ms,omitempty"`
+}
+
+// Event is what one call returned, as the agent saw it.
+type Event struct {
+	Node    string `json:"node"`
+	Syscall string `json:"syscall"`
+	// Result is "ok", "eof", an errno name such as "ECONNREFUSED", or for
+	// poll the events that were reported ("POLLERR|POLLHUP"); "killed" for
+	// a call the process never returned from because a signal ended it.
+	Result string `json:"result"`
+	Signal string `json:"signal"`
+	// N is the byte count for send and recv.
+	N int `json:"n,omitempty"`
+	// Start and End are wall-clock nanoseconds around the call.
+	Start int64 `json:"start_ns"`
+	End   int64 `json:"end_ns"`
+	// Local is the socket's local address after connect or accept.
+	Local string `json:"local,omitempty"`
+	// Err is set when the agent could not make the call at all.
+	Err string `json:"err,omitempty"`
+}
+
+// IsAgent reports whether this process was started as an agent.
+func IsAgent() bool { return os.Getenv(AgentEnv) != "" }
+
+// AgentMain runs the agent loop on stdin and stdout and returns the exit
+// status. The CLI and test binaries call it first thing when IsAgent.
+func AgentMain() int {
+	a := &agent{node: os.Getenv(AgentEnv), listenFD: -1, connFD: -1}
+	// SIGPIPE is caught, not ignored: the kernel still delivers it with
+	// EPIPE, and the agent reports it as a delivered signal.
+	a.sigpipe = make(chan os.Signal, 8)
+	signal.Notify(a.sigpipe, syscall.SIGPIPE)
+	if err := a.loop(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		return 1
+	}
+	return 0
+}
+
+type agent struct {
+	node     string
+	listenFD int
+	connFD   int
+	sigpipe  chan os.Signal
+}
+
+func (a *agent) loop(in io.Reader, out io.Writer) error {
+	sc := bufio.NewScanner(in)
+	enc := json.NewEncoder(out)
+	// Tell the parent the agent is ready, so the first call's timing does
+	// not include process start-up.
+	if err := enc.Encode(Event{Node: a.node, Syscall: "ready", Result: "ok"}); err != nil {
+		return err
+	}
+	for sc.Scan() {
+		var c Cmd
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			return fmt.Errorf("parse command: %w", err)
+		}
+		ev := a.do(c)
+		ev.Node = a.node
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func (a *agent) do(c Cmd) Event {
+	switch c.Op {
+	case "listen":
+		return a.listen(c)
+	case "accept":
+		return a.accept()
+	case "connect":
+		return a.connect(c)
+	case "send":
+		return a.send(c)
+	case "recv":
+		return a.recv()
+	case "poll":
+		return a.poll(c)
+	case "close":
+		return a.close(false)
+	case "close-rst":
+		return a.close(true)
+	}
+	return Event{Syscall: c.Op, Err: "unknown operation " + c.Op}
+}
+
+func now() int64 { return time.Now().UnixNano() }
+
+// ErrnoName returns the symbolic name of an errno ("ECONNREFUSED").
+func ErrnoName(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var en unix.Errno
+	if errors.As(err, &en) {
+		if n := unix.ErrnoName(en); n != "" {
+			return n
+		}
+		return fmt.Sprintf("errno %d", int(en))
+	}
+	return err.Error()
+}
+
+func sockaddr(addr string, port int) (unix.Sockaddr, int, error) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("parse address %q: %w", addr, err)
+	}
+	if ip.Is4() {
+		return &unix.SockaddrInet4{Port: port, Addr: ip.As4()}, unix.AF_INET, nil
+	}
+	return &unix.SockaddrInet6{Port: port, Addr: ip.As16()}, unix.AF_INET6, nil
+}
+
+func sockName(fd int) string {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return ""
+	}
+	switch s := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(s.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), uint16(s.Port)).String()
+	}
+	return ""
+}
+
+func (a *agent) listen(c Cmd) Event {
+	ev := Event{Syscall: "listen", Start: now()}
+	sa, fam, err := sockaddr(c.Addr, c.Port)
+	if err != nil {
+		ev.Err = err.Error()
+		return ev
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}
+	if err == nil {
+		err = unix.Bind(fd, sa)
+	}
+	if err == nil {
+		err = unix.Listen(fd, 16)
+	}
+	ev.End, ev.Result = now(), ErrnoName(err)
+	if err == nil {
+		a.listenFD = fd
+	}
+	return ev
+}
+
+func (a *agent) accept() Event {
+	ev := Event{Syscall: "accept", Start: now()}
+	nfd, _, err := unix.Accept4(a.listenFD, unix.SOCK_CLOEXEC)
+	for err == unix.EINTR {
+		nfd, _, err = unix.Accept4(a.listenFD, unix.SOCK_CLOEXEC)
+	}
+	ev.End, ev.Result = now(), ErrnoName(err)
+	if err == nil {
+		a.connFD = nfd
+		ev.Local = sockName(nfd)
+	}
+	return ev
+}
+
+func (a *agent) connect(c Cmd) Event {
+	ev := Event{Syscall: "connect", Start: now()}
+	sa, fam, err := sockaddr(c.Addr, c.Port)
+	if err != nil {
+		ev.Err = err.Error()
+		return ev
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		ev.End, ev.Result = now(), ErrnoName(err)
+		return ev
+	}
+	if c.UserTimeoutMS > 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, c.UserTimeoutMS); err != nil {
+			ev.Err = "set TCP_USER_TIMEOUT: " + err.Error()
+			unix.Close(fd)
+			return ev
+		}
+	}
+	ev.Start = now()
+	err = unix.Connect(fd, sa)
+	ev.End, ev.Result = now(), ErrnoName(err)
+	if err != nil {
+		unix.Close(fd)
+		return ev
+	}
+	a.connFD = fd
+	ev.Local = sockName(fd)
+	return ev
+}
+
+// send writes with plain write(2): no MSG_NOSIGNAL, so the kernel raises
+// SIGPIPE as the textbook says.
+func (a *agent) send(c Cmd) Event {
+	n := c.Len
+	if n <= 0 {
+		n = 64
+	}
+	buf := []byte(strings.Repeat("x", n))
+	ev := Event{Syscall: "send", Start: now()}
+	w, err := unix.Write(a.connFD, buf)
+	ev.End, ev.Result = now(), ErrnoName(err)
+	if w > 0 {
+		ev.N = w
+	}
+	ev.Signal = a.signalWith(err)
+	return ev
+}
+
+// signalWith reports whether SIGPIPE was delivered with the call's result.
+// The kernel raises it before the write returns; the runtime then hands it
+// to the channel asynchronously, so with EPIPE wait for it (bounded).
+func (a *agent) signalWith(err error) string {
+	if err == unix.EPIPE {
+		select {
+		case <-a.sigpipe:
+			return "SIGPIPE"
+		case <-time.After(2 * time.Second):
+			return ""
+		}
+	}
+	select {
+	case <-a.sigpipe:
+		return "SIGPIPE"
+	default:
+		return ""
+	}
+}
+
+func (a *agent) recv() Event {
+	buf := make([]byte, 64<<10)
+	ev := Event{Syscall: "recv", Start: now()}
+	n, err := unix.Read(a.connFD, buf)
+	for err == unix.EINTR {
+		n, err = unix.Read(a.connFD, buf)
+	}
+	ev.End = now()
+	switch {
+	case err != nil:
+		ev.Result = ErrnoName(err)
+	case n == 0:
+		ev.Result = "eof"
+	default:
+		ev.Result, ev.N = "ok", n
+	}
+	ev.Signal = a.signalWith(err)
+	return ev
+}
+
+// poll waits until the connection reports an error or hang-up (the arrival
+// of a RST), or the timeout passes.
+func (a *agent) poll(c Cmd) Event {
+	ev := Event{Syscall: "poll", Start: now()}
+	fds := []unix.PollFd{{Fd: int32(a.connFD), Events: 0}}
+	timeout := c.TimeoutMS
+	if timeout <= 0 {
+		timeout = -1
+	}
+	deadline := time.Now().Add(time.Duration(timeout) * time.Millisecond)
+	for {
+		n, err := unix.Poll(fds, timeout)
+		if err == unix.EINTR {
+			if timeout > 0 {
+				timeout = max(int(time.Until(deadline).Milliseconds()), 0)
+			}
+			continue
+		}
+		ev.End = now()
+		if err != nil {
+			ev.Result = ErrnoName(err)
+			return ev
+		}
+		if n == 0 {
+			ev.Result = "timeout"
+			return ev
+		}
+		ev.Result = pollString(fds[0].Revents)
+		return ev
+	}
+}
+
+func pollString(r int16) string {
+	var s []string
+	for _, f := range []struct {
+		bit  int16
+		name string
+	}{{unix.POLLIN, "POLLIN"}, {unix.POLLOUT, "POLLOUT"}, {unix.POLLERR, "POLLERR"}, {unix.POLLHUP, "POLLHUP"}, {unix.POLLRDHUP, "POLLRDHUP"}} {
+		if r&f.bit != 0 {
+			s = append(s, f.name)
+		}
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, "|")
+}
+
+// close closes the connection; with rst, SO_LINGER {on, 0} first, which
+// makes close send a RST instead of a FIN.
+func (a *agent) close(rst bool) Event {
+	name := "close"
+	if rst {
+		name = "close(linger=0)"
+	}
+	ev := Event{Syscall: name, Start: now()}
+	var err error
+	if rst {
+		err = unix.SetsockoptLinger(a.connFD, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	if cerr := unix.Close(a.connFD); err == nil {
+		err = cerr
+	}
+	a.connFD = -1
+	ev.End, ev.Result = now(), ErrnoName(err)
+	return ev
+}

@@ -1,0 +1,202 @@
+package experiments
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Verdicts.
+const (
+	Match    = "match"
+	Mismatch = "mismatch"
+	Error    = "error"
+)
+
+// Result is the plain-data outcome of one case run: what was declared,
+// what was observed, and the verdict. Renderers turn it into text or JSON.
+type Result struct {
+	Case        string      `json:"case"`
+	Title       string      `json:"title"`
+	Trigger     string      `json:"trigger"`
+	Verdict     string      `json:"verdict"`
+	ElapsedMS   float64     `json:"elapsed_ms"`
+	Knobs       []Knob      `json:"knobs"`
+	PredictedMS float64     `json:"predicted_ms"`
+	Basis       string      `json:"predicted_basis,omitempty"`
+	Textbook    Expectation `json:"textbook"`
+	Expected    Expectation `json:"expected"`
+	Why         string      `json:"why,omitempty"`
+	Events      []EventOut  `json:"events"`
+	Marks       []MarkOut   `json:"marks"`
+	// Mismatches says what differs from the Linux expectation.
+	Mismatches []string `json:"mismatches,omitempty"`
+	// TextbookAgrees tells whether the calls and results (not the timing)
+	// were what the textbook says.
+	TextbookAgrees bool     `json:"textbook_agrees"`
+	TextbookDiffs  []string `json:"textbook_differences,omitempty"`
+	Error          string   `json:"error,omitempty"`
+}
+
+// EventOut is an observed call, timed from the fault before it.
+type EventOut struct {
+	TMS        float64 `json:"t_ms"`
+	Node       string  `json:"node"`
+	Syscall    string  `json:"syscall"`
+	Result     string  `json:"result"`
+	Signal     string  `json:"signal"`
+	Bytes      int     `json:"bytes,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+	// AtMS is when the call returned, in ms since the case started.
+	AtMS float64 `json:"at_ms"`
+}
+
+// MarkOut is a fault or signal the lab applied, in ms since the start.
+type MarkOut struct {
+	AtMS  float64 `json:"at_ms"`
+	Node  string  `json:"node"`
+	What  string  `json:"what"`
+	Fault bool    `json:"fault"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *Run) result(err error) Result {
+	c := r.Case
+	res := Result{
+		Case:        c.ID,
+		Title:       c.Title,
+		Trigger:     c.Trigger,
+		Knobs:       r.Settings.Knobs,
+		PredictedMS: ms(r.Settings.Predicted),
+		Basis:       r.Settings.Basis,
+		Textbook:    c.Textbook,
+		Expected:    c.Linux(r.Settings),
+		Why:         c.Why,
+		Events:      []EventOut{},
+		Marks:       []MarkOut{},
+	}
+	r.mu.Lock()
+	events := append([]Event(nil), r.events...)
+	marks := append([]Mark(nil), r.marks...)
+	r.mu.Unlock()
+	sort.SliceStable(marks, func(i, j int) bool { return marks[i].T.Before(marks[j].T) })
+	var end time.Time
+	for _, m := range marks {
+		res.Marks = append(res.Marks, MarkOut{AtMS: ms(m.T.Sub(r.start)), Node: m.Node, What: m.What, Fault: m.Fault})
+	}
+	for _, ev := range events {
+		st, en := time.Unix(0, ev.Start), time.Unix(0, ev.End)
+		if en.After(end) {
+			end = en
+		}
+		res.Events = append(res.Events, EventOut{
+			TMS:        ms(en.Sub(faultBefore(marks, st, r.start))),
+			Node:       ev.Node,
+			Syscall:    ev.Syscall,
+			Result:     ev.Result,
+			Signal:     ev.Signal,
+			Bytes:      ev.N,
+			DurationMS: ms(en.Sub(st)),
+			AtMS:       ms(en.Sub(r.start)),
+		})
+	}
+	if !end.IsZero() {
+		res.ElapsedMS = ms(end.Sub(r.start))
+	}
+	if err != nil {
+		res.Verdict, res.Error = Error, err.Error()
+		return res
+	}
+	res.Mismatches = compare(res.Expected.Calls, res.Events, true)
+	res.TextbookDiffs = compare(c.Textbook.Calls, res.Events, false)
+	res.TextbookAgrees = len(res.TextbookDiffs) == 0
+	res.Verdict = Match
+	if len(res.Mismatches) > 0 {
+		res.Verdict = Mismatch
+	}
+	return res
+}
+
+// faultBefore returns the latest fault injected at or before t; before the
+// first fault, the first fault (times are then negative); with no fault at
+// all, the start of the case.
+func faultBefore(marks []Mark, t, start time.Time) time.Time {
+	var ref, first time.Time
+	for _, m := range marks {
+		if !m.Fault {
+			continue
+		}
+		if first.IsZero() {
+			first = m.T
+		}
+		if !m.T.After(t) {
+			ref = m.T
+		}
+	}
+	switch {
+	case !ref.IsZero():
+		return ref
+	case !first.IsZero():
+		return first
+	}
+	return start
+}
+
+// compare checks, node by node and in order, that the observed calls are
+// exactly the expected ones, and with timing, that each returned within
+// its window.
+func compare(want []Call, got []EventOut, timing bool) []string {
+	var diffs []string
+	nodes := []string{}
+	seen := map[string]bool{}
+	for _, c := range want {
+		if !seen[c.Node] {
+			seen[c.Node] = true
+			nodes = append(nodes, c.Node)
+		}
+	}
+	for _, e := range got {
+		if !seen[e.Node] {
+			seen[e.Node] = true
+			nodes = append(nodes, e.Node)
+		}
+	}
+	for _, n := range nodes {
+		var w []Call
+		var g []EventOut
+		for _, c := range want {
+			if c.Node == n {
+				w = append(w, c)
+			}
+		}
+		for _, e := range got {
+			if e.Node == n {
+				g = append(g, e)
+			}
+		}
+		for i := 0; i < max(len(w), len(g)); i++ {
+			switch {
+			case i >= len(g):
+				diffs = append(diffs, fmt.Sprintf("%s: expected %s, but the %s made no further call", n, w[i], n))
+			case i >= len(w):
+				diffs = append(diffs, fmt.Sprintf("%s: unexpected %s → %s%s", n, g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
+			case w[i].Syscall != g[i].Syscall || w[i].Result != g[i].Result || w[i].Signal != g[i].Signal:
+				diffs = append(diffs, fmt.Sprintf("%s: expected %s, observed %s → %s%s", n, w[i], g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
+			case timing && w[i].Within != nil:
+				t := time.Duration(g[i].TMS * float64(time.Millisecond))
+				if t < w[i].Within.Min || t > w[i].Within.Max {
+					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after the fault, expected %s", n, g[i].Syscall, g[i].Result, fmtDur(t), w[i].Within))
+				}
+			}
+		}
+	}
+	return diffs
+}
+
+func sigSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " + " + s
+}

@@ -1,0 +1,208 @@
+package experiments
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tcplab/tcplab/topology"
+)
+
+// Run is one execution of a case on its own lab.
+type Run struct {
+	Case     *Case
+	Cfg      Config
+	Settings Settings
+	Lab      *topology.Lab
+	Client   *Peer
+	Server   *Peer
+
+	start  time.Time
+	limit  time.Duration // longest any call may block
+	mu     sync.Mutex
+	events []Event
+	marks  []Mark
+}
+
+// Mark is something the lab did: a fault injected, a signal sent.
+type Mark struct {
+	T     time.Time
+	Node  string
+	What  string
+	Fault bool // a fault: later calls are timed from it
+}
+
+// NewLabID returns a fresh random lab id.
+func NewLabID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Fault injects a fault and marks the moment it took effect.
+func (r *Run) Fault(node, what string, fn func() error) error {
+	if err := fn(); err != nil {
+		return fmt.Errorf("inject %s: %w", what, err)
+	}
+	r.mark(node, what, true)
+	return nil
+}
+
+// Note records something the lab did that is not itself the fault.
+func (r *Run) Note(node, what string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.marks = append(r.marks, Mark{T: at, Node: node, What: what})
+}
+
+func (r *Run) mark(node, what string, fault bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.marks = append(r.marks, Mark{T: time.Now(), Node: node, What: what, Fault: fault})
+}
+
+func (r *Run) record(ev Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+}
+
+// Call makes p do c and waits for the result, which it records.
+func (r *Run) Call(p *Peer, c Cmd) (Event, error) {
+	if err := r.Begin(p, c); err != nil {
+		return Event{}, err
+	}
+	return r.Finish(p, c.Op)
+}
+
+// Begin asks p to make c without waiting; Finish collects the result.
+func (r *Run) Begin(p *Peer, c Cmd) error { return p.Send(c) }
+
+// Finish waits for the result of the call p is making.
+func (r *Run) Finish(p *Peer, op string) (Event, error) {
+	ev, err := p.Next(r.limit)
+	if err != nil {
+		return Event{}, fmt.Errorf("%s %s: %w", p.Role, op, err)
+	}
+	if ev.Err != "" {
+		return ev, fmt.Errorf("%s %s: %s", p.Role, op, ev.Err)
+	}
+	r.record(ev)
+	return ev, nil
+}
+
+// Killed records a call p never returned from because a signal ended the
+// process, once the process is gone.
+func (r *Run) Killed(p *Peer, syscall string) error {
+	select {
+	case <-p.Exited():
+	case <-time.After(r.limit):
+		return fmt.Errorf("%s agent still alive", p.Role)
+	}
+	// The agent may have answered before it died.
+	if ev, err := p.Next(0); err == nil {
+		r.record(ev)
+		return nil
+	}
+	t := time.Now().UnixNano()
+	r.record(Event{Node: p.Role, Syscall: syscall, Result: "killed", Signal: p.Signal(), Start: t, End: t})
+	return nil
+}
+
+// RunCase builds a fresh lab, runs the case on it, tears the lab down and
+// returns the result. It never prints.
+func RunCase(c *Case, cfg Config) Result {
+	cfg = cfg.withDefaults()
+	r := &Run{Case: c, Cfg: cfg, Settings: c.Settings(cfg), start: time.Now()}
+	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
+	err := r.execute()
+	res := r.result(err)
+	return res
+}
+
+func (r *Run) execute() (err error) {
+	var lab *topology.Lab
+	for range 5 {
+		lab, err = topology.New(NewLabID())
+		if err != nil {
+			return err
+		}
+		if err = lab.Up(topology.KindRun); !errors.Is(err, topology.ErrExists) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	r.Lab = lab
+	defer func() {
+		if r.Client != nil {
+			r.Client.Kill()
+		}
+		if r.Server != nil {
+			r.Server.Kill()
+		}
+		if derr := lab.Down(); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	for _, k := range r.Settings.Knobs {
+		n := lab.Node(k.Node)
+		if n == nil {
+			return fmt.Errorf("knob %s: no node %q", k.Key, k.Node)
+		}
+		if err := n.Sysctl(k.Key, k.Value); err != nil {
+			return err
+		}
+	}
+	var cerr, serr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.Client, cerr = StartPeer(lab.Client) }()
+	go func() { defer wg.Done(); r.Server, serr = StartPeer(lab.Server) }()
+	wg.Wait()
+	if err := errors.Join(cerr, serr); err != nil {
+		return err
+	}
+	stop := r.progress()
+	defer stop()
+	r.start = time.Now()
+	return r.Case.Steps(r)
+}
+
+// progress calls Config.Progress periodically until stopped.
+func (r *Run) progress() func() {
+	if r.Cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.Cfg.Progress(r.Case.ID, time.Since(r.start), r.Settings.Predicted)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// ServerAddr is the server's address as agents take it.
+func (r *Run) ServerAddr() string { return topology.ServerIP.String() }
+
+// Port is the server port in use.
+func (r *Run) Port() int { return r.Cfg.Port }
+
+// PortString is the port as text.
+func (r *Run) PortString() string { return strconv.Itoa(r.Cfg.Port) }

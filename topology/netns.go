@@ -1,0 +1,122 @@
+package topology
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetnsDir is where named network namespaces are bind-mounted, the same
+// place iproute2 uses, so `ip netns` sees lab namespaces too.
+const NetnsDir = "/run/netns"
+
+// hostNS is the namespace of the main thread, opened while package init runs
+// on that thread and before any goroutine could have switched it.
+var hostNS, hostNSErr = netns.Get()
+
+// HostNS returns a handle on the namespace tcplab was started in.
+func HostNS() (netns.NsHandle, error) { return hostNS, hostNSErr }
+
+// inNS runs fn on a fresh goroutine locked to its OS thread, after switching
+// that thread into ns. If switching back fails, the goroutine exits still
+// locked, so the runtime throws the thread away instead of reusing a thread
+// that sits in the wrong namespace.
+func inNS(ns netns.NsHandle, fn func() error) error {
+	if hostNSErr != nil {
+		return fmt.Errorf("open host network namespace: %w", hostNSErr)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(ns); err != nil {
+			// The thread never left its namespace: safe to reuse.
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace: %w", err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(hostNS); err != nil {
+			errc <- fmt.Errorf("return to host network namespace: %w", err)
+			return // still locked: the thread dies with the goroutine
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// createNamedNS makes a new network namespace and bind-mounts it at
+// /run/netns/name, without ever moving a reusable thread out of the host
+// namespace for longer than the call.
+func createNamedNS(name string) (netns.NsHandle, error) {
+	if hostNSErr != nil {
+		return netns.None(), fmt.Errorf("open host network namespace: %w", hostNSErr)
+	}
+	type result struct {
+		h   netns.NsHandle
+		err error
+	}
+	rc := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		h, err := netns.NewNamed(name)
+		// NewNamed unshares the calling thread even when the bind mount
+		// fails afterwards, so always switch back.
+		if serr := netns.Set(hostNS); serr != nil {
+			if h.IsOpen() {
+				h.Close()
+			}
+			rc <- result{netns.None(), fmt.Errorf("return to host network namespace: %w", serr)}
+			return // thread stays locked and is discarded
+		}
+		runtime.UnlockOSThread()
+		if err != nil {
+			// A file may have been created before the mount failed.
+			_ = unix.Unmount(filepath.Join(NetnsDir, name), unix.MNT_DETACH)
+			_ = os.Remove(filepath.Join(NetnsDir, name))
+		}
+		rc <- result{h, err}
+	}()
+	r := <-rc
+	if r.err != nil {
+		return netns.None(), fmt.Errorf("create network namespace %s: %w", name, r.err)
+	}
+	return r.h, nil
+}
+
+// openNamedNS opens an existing named namespace.
+func openNamedNS(name string) (netns.NsHandle, error) {
+	h, err := netns.GetFromPath(filepath.Join(NetnsDir, name))
+	if err != nil {
+		return netns.None(), fmt.Errorf("open network namespace %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// deleteNamedNS unmounts and removes /run/netns/name. The kernel frees the
+// namespace, and with it every link inside, once nothing else refers to it.
+// A namespace that does not exist is not an error.
+func deleteNamedNS(name string) error {
+	p := filepath.Join(NetnsDir, name)
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unmount network namespace %s: %w", name, err)
+	}
+	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove network namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// nsInode identifies a namespace by its nsfs inode, which is what
+// /proc/PID/ns/net points at.
+func nsInode(h netns.NsHandle) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}

@@ -1,0 +1,248 @@
+// Package topology builds and removes the three-namespace lab:
+//
+//	client ── veth ── router ── veth ── server
+//
+// It knows nothing of TCP cases. Every namespace and link it creates carries
+// the lab id, so labs never collide and leftovers can be found.
+package topology
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Node roles.
+const (
+	Client = "client"
+	Router = "router"
+	Server = "server"
+)
+
+// Roles lists the nodes of a lab in creation order.
+var Roles = []string{Client, Router, Server}
+
+// Addresses come from the documentation ranges (RFC 5737): no lab packet
+// can be mistaken for, or routed to, a real host.
+var (
+	ClientIP       = net.IPv4(198, 51, 100, 2).To4()
+	RouterClientIP = net.IPv4(198, 51, 100, 1).To4()
+	RouterServerIP = net.IPv4(203, 0, 113, 1).To4()
+	ServerIP       = net.IPv4(203, 0, 113, 2).To4()
+	clientNet      = net.CIDRMask(24, 32)
+	serverNet      = net.CIDRMask(24, 32)
+)
+
+// MaxIDLen keeps the longest link name, "tl-" + id + "-rs", within the
+// kernel's 15-byte interface name limit.
+const MaxIDLen = 9
+
+var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// ValidateID checks that id can be part of every namespace and link name.
+func ValidateID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("lab name is empty")
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("lab name %q is %d characters; at most %d fit in an interface name", id, len(id), MaxIDLen)
+	case !idRE.MatchString(id):
+		return fmt.Errorf("lab name %q: use lower-case letters, digits and '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// NSName is the namespace name of a node of lab id.
+func NSName(id, role string) string { return "tcplab-" + id + "-" + role }
+
+// ParseNSName returns the lab id and role of a lab namespace name.
+func ParseNSName(name string) (id, role string, ok bool) {
+	rest, found := strings.CutPrefix(name, "tcplab-")
+	if !found {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i <= 0 {
+		return "", "", false
+	}
+	id, role = rest[:i], rest[i+1:]
+	if ValidateID(id) != nil || (role != Client && role != Router && role != Server) {
+		return "", "", false
+	}
+	return id, role, true
+}
+
+// LinkName is the name of the veth end in node `on` that faces node `to`.
+func LinkName(id, on, to string) string { return "tl-" + id + "-" + on[:1] + to[:1] }
+
+// MAC gives every veth end a fixed, locally administered address derived
+// from the lab id, so a rebooted server comes back with the same MAC.
+func MAC(id, on, to string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte(id + "/" + on + "/" + to))
+	return net.HardwareAddr{0x02, sum[0], sum[1], sum[2], sum[3], sum[4]}
+}
+
+// Node is one network namespace of a lab.
+type Node struct {
+	Role   string
+	NSName string
+	lab    *Lab
+
+	mu sync.Mutex
+	ns netns.NsHandle
+	h  *netlink.Handle
+}
+
+// Lab is one client/router/server lab.
+type Lab struct {
+	ID     string
+	Client *Node
+	Router *Node
+	Server *Node
+
+	downOnce sync.Once
+	downErr  error
+}
+
+// New describes lab id without creating anything.
+func New(id string) (*Lab, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	l := &Lab{ID: id}
+	mk := func(role string) *Node { return &Node{Role: role, NSName: NSName(id, role), lab: l, ns: netns.None()} }
+	l.Client, l.Router, l.Server = mk(Client), mk(Router), mk(Server)
+	return l, nil
+}
+
+// Nodes returns the nodes in creation order.
+func (l *Lab) Nodes() []*Node { return []*Node{l.Client, l.Router, l.Server} }
+
+// Node returns the node with the given role, or nil.
+func (l *Lab) Node(role string) *Node {
+	for _, n := range l.Nodes() {
+		if n.Role == role {
+			return n
+		}
+	}
+	return nil
+}
+
+// Lab returns the lab the node belongs to.
+func (n *Node) Lab() *Lab { return n.lab }
+
+// IP is the node's address on its lab-facing side (the router's is the
+// client-side one).
+func (n *Node) IP() net.IP {
+	switch n.Role {
+	case Client:
+		return ClientIP
+	case Server:
+		return ServerIP
+	}
+	return RouterClientIP
+}
+
+// handle returns the node's netlink handle, opened once and reused.
+func (n *Node) handle() (*netlink.Handle, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.h != nil {
+		return n.h, nil
+	}
+	if !n.ns.IsOpen() {
+		h, err := openNamedNS(n.NSName)
+		if err != nil {
+			return nil, err
+		}
+		n.ns = h
+	}
+	h, err := netlink.NewHandleAt(n.ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in %s: %w", n.NSName, err)
+	}
+	n.h = h
+	return h, nil
+}
+
+// Handle returns the node's netlink handle (route family), for impairments.
+func (n *Node) Handle() (*netlink.Handle, error) { return n.handle() }
+
+// NS returns the node's namespace handle, opening it if needed. The handle
+// belongs to the node: do not close it.
+func (n *Node) NS() (netns.NsHandle, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.ns.IsOpen() {
+		h, err := openNamedNS(n.NSName)
+		if err != nil {
+			return netns.None(), err
+		}
+		n.ns = h
+	}
+	return n.ns, nil
+}
+
+// Do runs fn on an OS thread inside the node's namespace (DESIGN.md, point
+// 2). Sockets opened in fn stay in the namespace after Do returns.
+func (n *Node) Do(fn func() error) error {
+	ns, err := n.NS()
+	if err != nil {
+		return err
+	}
+	return inNS(ns, fn)
+}
+
+// release closes what tcplab holds in the namespace: an open netlink socket
+// or namespace fd keeps a namespace alive after it is unmounted.
+func (n *Node) release() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.h != nil {
+		n.h.Close()
+		n.h = nil
+	}
+	if n.ns.IsOpen() {
+		n.ns.Close()
+	}
+	n.ns = netns.None()
+}
+
+// Sysctl writes a /proc/sys/net key (dotted form) inside the node.
+func (n *Node) Sysctl(key, value string) error {
+	return n.Do(func() error { return writeSysctl(key, value) })
+}
+
+// ReadSysctl reads a /proc/sys/net key inside the node.
+func (n *Node) ReadSysctl(key string) (string, error) {
+	var v string
+	err := n.Do(func() error {
+		b, err := os.ReadFile(sysctlPath(key))
+		v = strings.TrimSpace(string(b))
+		return err
+	})
+	return v, err
+}
+
+func sysctlPath(key string) string {
+	return filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+}
+
+// writeSysctl must run on a thread inside the target namespace:
+// /proc/sys/net resolves to the namespace of the thread that opens it.
+func writeSysctl(key, value string) error {
+	if err := os.WriteFile(sysctlPath(key), []byte(value), 0); err != nil {
+		return fmt.Errorf("set %s=%s: %w", key, value, err)
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+type kv struct{ k, v string }
+
+// nodeSysctls is every setting the lab depends on, written in each
+// namespace before any link exists. New namespaces copy the host's IPv4
+// conf/all and conf/default values (net.core.devconf_inherit_init_net=0),
+// so nothing here is left to the host's choices.
+func nodeSysctls(role string) []kv {
+	fwd := "0"
+	if role == Router {
+		fwd = "1"
+	}
+	s := []kv{
+		// IPv4 only for now: no router solicitations, DAD or MLD reports
+		// cluttering captures.
+		{"net.ipv6.conf.all.disable_ipv6", "1"},
+		{"net.ipv6.conf.default.disable_ipv6", "1"},
+		{"net.ipv4.ip_forward", fwd},
+	}
+	for _, scope := range []string{"all", "default"} {
+		p := "net.ipv4.conf." + scope + "."
+		s = append(s,
+			kv{p + "forwarding", fwd},
+			kv{p + "rp_filter", "0"},
+			kv{p + "accept_redirects", "0"},
+			kv{p + "send_redirects", "0"},
+			kv{p + "accept_local", "0"},
+			// A route through a link without carrier stays in use, so a
+			// crashed host is not turned into "no route" (ICMP net
+			// unreachable) by the router.
+			kv{p + "ignore_routes_with_linkdown", "0"},
+		)
+	}
+	s = append(s,
+		// No per-destination RTT or ssthresh carried from one connection
+		// to the next: each experiment starts from the same state.
+		kv{"net.ipv4.tcp_no_metrics_save", "1"},
+	)
+	if role == Router {
+		// The router answers every rejected packet: rate limiting would
+		// make the ICMP seen depend on how many came before.
+		s = append(s, kv{"net.ipv4.icmp_ratelimit", "0"}, kv{"net.ipv4.icmp_msgs_per_sec", "100000"})
+	}
+	return s
+}
+
+// Up creates the lab: three namespaces, two veth pairs created directly in
+// their namespaces, addresses, routes and permanent neighbour entries. It
+// records a state file first, so a crash at any point leaves something
+// `tcplab clean` can find. On error, everything created is removed.
+func (l *Lab) Up(kind string) (err error) {
+	if err := writeState(l.ID, kind); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = l.Down()
+		}
+	}()
+	for _, n := range l.Nodes() {
+		h, err := createNamedNS(n.NSName)
+		if err != nil {
+			return err
+		}
+		n.mu.Lock()
+		n.ns = h
+		n.mu.Unlock()
+		if err := n.configure(); err != nil {
+			return err
+		}
+	}
+	if err := l.connect(l.Client, ClientIP, RouterClientIP, clientNet); err != nil {
+		return err
+	}
+	if err := l.connect(l.Server, ServerIP, RouterServerIP, serverNet); err != nil {
+		return err
+	}
+	return markReady(l.ID)
+}
+
+// configure writes the node's sysctls and brings loopback up.
+func (n *Node) configure() error {
+	if err := n.Do(func() error {
+		for _, s := range nodeSysctls(n.Role) {
+			if err := writeSysctl(s.k, s.v); err != nil {
+				return fmt.Errorf("configure %s: %w", n.NSName, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	h, err := n.handle()
+	if err != nil {
+		return err
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo in %s: %w", n.NSName, err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set lo up in %s: %w", n.NSName, err)
+	}
+	return nil
+}
+
+// connect joins node `other` to the router with a veth pair created in the
+// router's namespace with its peer created directly in other's namespace:
+// neither end ever exists in the host namespace.
+func (l *Lab) connect(other *Node, otherIP, routerIP net.IP, mask net.IPMask) error {
+	r := l.Router
+	rh, err := r.handle()
+	if err != nil {
+		return err
+	}
+	oh, err := other.handle()
+	if err != nil {
+		return err
+	}
+	ons, err := other.NS()
+	if err != nil {
+		return err
+	}
+	rName, oName := LinkName(l.ID, r.Role, other.Role), LinkName(l.ID, other.Role, r.Role)
+	rMAC, oMAC := MAC(l.ID, r.Role, other.Role), MAC(l.ID, other.Role, r.Role)
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: rName, HardwareAddr: rMAC},
+		PeerName:         oName,
+		PeerHardwareAddr: oMAC,
+		PeerNamespace:    netlink.NsFd(int(ons)),
+	}
+	if err := rh.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("create veth %s<->%s: the kernel has no veth support (CONFIG_VETH): %w", rName, oName, err)
+		}
+		return fmt.Errorf("create veth %s<->%s: %w", rName, oName, err)
+	}
+	rl, err := rh.LinkByName(rName)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", rName, r.NSName, err)
+	}
+	ol, err := oh.LinkByName(oName)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", oName, other.NSName, err)
+	}
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"address " + rName, func() error { return rh.AddrAdd(rl, &netlink.Addr{IPNet: &net.IPNet{IP: routerIP, Mask: mask}}) }},
+		{"address " + oName, func() error { return oh.AddrAdd(ol, &netlink.Addr{IPNet: &net.IPNet{IP: otherIP, Mask: mask}}) }},
+		{"set up " + rName, func() error { return rh.LinkSetUp(rl) }},
+		{"set up " + oName, func() error { return oh.LinkSetUp(ol) }},
+		// Permanent neighbour entries: no ARP delay before the first
+		// packet, and a crashed host stays silent. With a dynamic entry the
+		// router would, a few seconds after the host's link died, fail to
+		// resolve it and answer the client with ICMP host unreachable
+		// (see impair.CrashReported).
+		{"neighbour on " + rName, func() error { return rh.NeighSet(permanentNeigh(rl, otherIP, oMAC)) }},
+		{"neighbour on " + oName, func() error { return oh.NeighSet(permanentNeigh(ol, routerIP, rMAC)) }},
+		{"default route in " + other.NSName, func() error {
+			return oh.RouteAdd(&netlink.Route{LinkIndex: ol.Attrs().Index, Gw: routerIP})
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	// The kernel attaches a link's queueing discipline only when its
+	// link-watch work sees the carrier: a frame sent before that is
+	// dropped. Wait for both ends to be operationally up.
+	if err := r.waitOperUp(rName); err != nil {
+		return err
+	}
+	return other.waitOperUp(oName)
+}
+
+// waitOperUp waits for the link's operational state to become up, on link
+// notifications rather than by polling.
+func (n *Node) waitOperUp(name string) error {
+	ns, err := n.NS()
+	if err != nil {
+		return err
+	}
+	h, err := n.handle()
+	if err != nil {
+		return err
+	}
+	ch := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &ns}); err != nil {
+		return fmt.Errorf("watch %s in %s: %w", name, n.NSName, err)
+	}
+	// Subscribed first, then checked: no update can fall in between.
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", name, n.NSName, err)
+	}
+	if l.Attrs().OperState == netlink.OperUp {
+		return nil
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("watch %s in %s: notifications closed", name, n.NSName)
+			}
+			if u.Attrs().Name == name && u.Attrs().OperState == netlink.OperUp {
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("wait for %s in %s to come up: timed out after 5s", name, n.NSName)
+		}
+	}
+}
+
+func permanentNeigh(l netlink.Link, ip net.IP, mac net.HardwareAddr) *netlink.Neigh {
+	return &netlink.Neigh{
+		LinkIndex:    l.Attrs().Index,
+		Family:       unix.AF_INET,
+		State:        netlink.NUD_PERMANENT,
+		IP:           ip,
+		HardwareAddr: mac,
+	}
+}
+
+// Reconnect recreates the veth pair between the router and node `role` with
+// the same names, addresses and MACs, after that node's namespace was
+// recreated (a reboot). The old pair must be gone.
+func (l *Lab) Reconnect(role string) error {
+	switch role {
+	case Client:
+		return l.connect(l.Client, ClientIP, RouterClientIP, clientNet)
+	case Server:
+		return l.connect(l.Server, ServerIP, RouterServerIP, serverNet)
+	}
+	return fmt.Errorf("reconnect %s: only the client or the server can be reconnected", role)
+}
+
+// Recreate makes a fresh namespace for node n under the same name, with the
+// lab's sysctls and loopback up. The caller has deleted the old one.
+func (n *Node) Recreate() error {
+	n.release()
+	h, err := createNamedNS(n.NSName)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.ns = h
+	n.mu.Unlock()
+	return n.configure()
+}
+
+// Delete unmounts the node's namespace, after closing what tcplab held in
+// it. The kernel frees the namespace once no process or socket refers to it.
+func (n *Node) Delete() error {
+	n.release()
+	return deleteNamedNS(n.NSName)
+}
