@@ -101,7 +101,7 @@ func init() {
 		Trigger: "router drops the client's SYNs (nftables, no answer)",
 		Textbook: Expectation{
 			Summary: "The kernel resends the SYN (BSD: after 6 s, then 24 s) and gives up after 75 s in total; connect fails with ETIMEDOUT.",
-			Calls: []Call{{Node: "client", Syscall: "connect", Result: "ETIMEDOUT", Within: &Window{Min: 75 * time.Second, Max: 75 * time.Second}}},
+			Calls:   []Call{{Node: "client", Syscall: "connect", Result: "ETIMEDOUT", Within: &Window{Min: 75 * time.Second, Max: 75 * time.Second}}},
 		},
 		Linux: func(s Settings) Expectation {
 			return Expectation{
@@ -445,7 +445,9 @@ func init() {
 				return err
 			}
 			if err := r.Fault("server", "server host rebooted", func() error {
-				return impair.Reboot(r.Lab, func() { r.mark("server", "server host down: processes killed, sockets destroyed, namespace freed", false) })
+				return impair.Reboot(r.Lab, func() {
+					r.mark("server", "server host down: processes killed, sockets destroyed, namespace freed", false)
+				})
 			}); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -258,4 +259,42 @@ func Clean(all bool) (removed []string, err error) {
 		removed = append(removed, id)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// closing guards lab creation against a concurrent Shutdown: Up holds it
+// for reading while it creates namespaces, Shutdown takes it for writing.
+var (
+	closing   sync.RWMutex
+	isClosing bool
+)
+
+// ErrShuttingDown is returned by Up once Shutdown has begun.
+var ErrShuttingDown = errors.New("tcplab is shutting down")
+
+// Shutdown stops new labs from being made and removes every lab this
+// process owns. It is what an interrupt runs; it is safe to call twice.
+func Shutdown() error {
+	closing.Lock()
+	isClosing = true
+	closing.Unlock()
+	ids, err := Labs()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		s, err := ReadState(id)
+		if err != nil || s.PID != os.Getpid() || s.Kind != KindRun {
+			continue
+		}
+		l, _ := New(id)
+		errs = append(errs, l.Down())
+	}
+	return errors.Join(errs...)
+}
+
+// NodeExists reports whether the namespace of node role of lab id exists.
+func NodeExists(id, role string) bool {
+	_, err := os.Stat(filepath.Join(NetnsDir, NSName(id, role)))
+	return err == nil
 }

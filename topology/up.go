@@ -69,7 +69,13 @@ func (l *Lab) Up(kind string) (err error) {
 		}
 	}()
 	for _, n := range l.Nodes() {
+		closing.RLock()
+		if isClosing {
+			closing.RUnlock()
+			return ErrShuttingDown
+		}
 		h, err := createNamedNS(n.NSName)
+		closing.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -255,7 +261,13 @@ func (l *Lab) Reconnect(role string) error {
 // lab's sysctls and loopback up. The caller has deleted the old one.
 func (n *Node) Recreate() error {
 	n.release()
+	closing.RLock()
+	if isClosing {
+		closing.RUnlock()
+		return ErrShuttingDown
+	}
 	h, err := createNamedNS(n.NSName)
+	closing.RUnlock()
 	if err != nil {
 		return err
 	}

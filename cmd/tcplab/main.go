@@ -1,0 +1,84 @@
+// Command tcplab reproduces the classic ways a TCP connection fails, on
+// real sockets in a client/router/server network-namespace lab.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/tcplab/tcplab/experiments"
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitMismatch = 1 // a verdict was not `match`
+	exitUsage    = 2 // bad input or an unusable environment
+)
+
+func main() {
+	if experiments.IsAgent() {
+		os.Exit(experiments.AgentMain())
+	}
+	os.Exit(run(os.Args))
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "tcplab",
+		Usage:   "reproduce the classic TCP connection failures in a network-namespace lab",
+		Version: version,
+		Description: "tcplab builds a client, a router and a server network namespace joined by veth pairs,\n" +
+			"opens a real connection between real sockets, injects a fault (nftables on the router,\n" +
+			"link and namespace operations and signals on the server), and reports what the textbook\n" +
+			"says, what this kernel did, and whether that is what Linux is expected to do.\n" +
+			"Everything but `list` needs root. The host's own network namespace is never changed.",
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		Commands: []*cli.Command{
+			listCommand(),
+			runCommand(),
+			upCommand(),
+			statusCommand(),
+			execCommand(),
+			downCommand(),
+			cleanCommand(),
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error { return usageError(err) },
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+// run executes the CLI and maps errors to exit statuses.
+func run(args []string) int {
+	err := newApp().Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "tcplab: "+msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(os.Stderr, "tcplab: "+err.Error())
+	return exitUsage
+}
+
+func usageError(err error) error { return cli.Exit(err.Error(), exitUsage) }
+
+func usagef(format string, a ...any) error { return cli.Exit(fmt.Sprintf(format, a...), exitUsage) }
+
+// needRoot is the Before of every verb that touches namespaces.
+func needRoot(*cli.Context) error {
+	if os.Geteuid() != 0 {
+		return usagef("this command needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run it with sudo")
+	}
+	return nil
+}

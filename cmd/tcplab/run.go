@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tcplab/tcplab/experiments"
+	"github.com/tcplab/tcplab/report"
+	"github.com/tcplab/tcplab/topology"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run cases (or `all`) and report textbook, Linux expectation, observation and verdict",
+		ArgsUsage: "CASE... | all",
+		Description: "Each case gets its own lab, built before and removed after it.\n" +
+			"Exit status: 0 when every verdict is match, 1 otherwise, 2 for usage or environment errors.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout instead of the text report"},
+			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
+			&cli.BoolFlag{Name: "kernel-defaults", Usage: "run with the kernel's own timers (minutes per case) instead of shortened ones"},
+			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL (host-shutdown)"},
+		},
+		Before: needRoot,
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	cases, err := selectCases(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	count := c.Int("count")
+	if count < 1 || count > 10000 {
+		return usagef("--count %d: give a number from 1 to 10000", count)
+	}
+	grace := c.Duration("grace")
+	if grace < 0 || grace > 10*time.Minute {
+		return usagef("--grace %v: give a duration from 0s to 10m", grace)
+	}
+	cfg := experiments.Config{KernelDefaults: c.Bool("kernel-defaults"), Grace: grace}
+	if grace == 0 {
+		cfg.Grace = time.Nanosecond // SIGKILL straight after SIGTERM
+	}
+	out := c.App.Writer
+	live := newProgress(os.Stderr)
+	cfg.Progress = live.update
+	stop := onInterrupt()
+	defer stop()
+
+	var results []experiments.Result
+	for _, k := range cases {
+		for range count {
+			r := experiments.RunCase(k, cfg)
+			live.clear()
+			results = append(results, r)
+			if !c.Bool("json") && (count == 1 || r.Verdict != experiments.Match) {
+				report.Text(out, r)
+			}
+		}
+	}
+	if c.Bool("json") {
+		doc := report.Document{Tool: "tcplab", Version: version, Kernel: kernelRelease(), Results: results}
+		if count > 1 {
+			doc.Summary = report.Summarise(results)
+		}
+		if err := report.JSON(out, doc); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "kernel %s\n\n", kernelRelease())
+		if count > 1 {
+			report.SummaryTable(out, report.Summarise(results))
+		} else {
+			report.Matrix(out, results)
+		}
+	}
+	for _, r := range results {
+		if r.Verdict != experiments.Match {
+			return cli.Exit("", exitMismatch)
+		}
+	}
+	return nil
+}
+
+// selectCases resolves the arguments to cases, `all` meaning every case.
+func selectCases(args []string) ([]*experiments.Case, error) {
+	if len(args) == 0 {
+		return nil, usagef("name at least one case, or all; `tcplab list` shows them")
+	}
+	var out []*experiments.Case
+	seen := map[string]bool{}
+	for _, a := range args {
+		if a == "all" {
+			for _, k := range experiments.All() {
+				if !seen[k.ID] {
+					seen[k.ID] = true
+					out = append(out, k)
+				}
+			}
+			continue
+		}
+		k, err := experiments.Lookup(a)
+		if err != nil {
+			return nil, usageError(err)
+		}
+		if !seen[k.ID] {
+			seen[k.ID] = true
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// onInterrupt tears down this process's labs on SIGINT or SIGTERM and
+// exits 130 or 143. Further signals during the teardown are absorbed, so a
+// second Ctrl-C cannot leave a half-removed lab.
+func onInterrupt() (stop func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			fmt.Fprintf(os.Stderr, "\ntcplab: %v: removing the lab...\n", s)
+			err := topology.Shutdown()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "tcplab: "+err.Error())
+			}
+			code := 130
+			if s == syscall.SIGTERM {
+				code = 143
+			}
+			os.Exit(code)
+		case <-done:
+		}
+	}()
+	return func() { close(done); signal.Stop(ch) }
+}
+
+// progress draws a live line on a terminal while a case waits on a kernel
+// timer. On anything but a terminal it does nothing.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	drawn bool
+}
+
+func newProgress(f *os.File) *progress {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return &progress{w: f, tty: err == nil}
+}
+
+func (p *progress) update(id string, elapsed, predicted time.Duration) {
+	if !p.tty || elapsed < 500*time.Millisecond {
+		return
+	}
+	line := fmt.Sprintf("  %s: %.1f s", id, elapsed.Seconds())
+	if predicted > 0 {
+		line += fmt.Sprintf(" of a predicted %.1f s", predicted.Seconds())
+	}
+	fmt.Fprintf(p.w, "\r%-70s", line)
+	p.drawn = true
+}
+
+func (p *progress) clear() {
+	if p.drawn {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 70))
+		p.drawn = false
+	}
+}
