@@ -218,3 +218,18 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// TextbookMatchesLinux reports whether the textbook and the Linux
+// expectation agree on every call and result (timing aside).
+func (c *Case) TextbookMatchesLinux() bool {
+	l := c.Linux(c.Settings(Config{}.withDefaults())).Calls
+	if len(l) != len(c.Textbook.Calls) {
+		return false
+	}
+	for i, t := range c.Textbook.Calls {
+		if t.Node != l[i].Node || t.Syscall != l[i].Syscall || t.Result != l[i].Result || t.Signal != l[i].Signal {
+			return false
+		}
+	}
+	return true
+}

@@ -17,6 +17,7 @@ const (
 // what was observed, and the verdict. Renderers turn it into text or JSON.
 type Result struct {
 	Case        string      `json:"case"`
+	Lab         string      `json:"lab"`
 	Title       string      `json:"title"`
 	Trigger     string      `json:"trigger"`
 	Verdict     string      `json:"verdict"`
@@ -75,6 +76,9 @@ func (r *Run) result(err error) Result {
 		Why:         c.Why,
 		Events:      []EventOut{},
 		Marks:       []MarkOut{},
+	}
+	if r.Lab != nil {
+		res.Lab = r.Lab.ID
 	}
 	r.mu.Lock()
 	events := append([]Event(nil), r.events...)

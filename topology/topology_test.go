@@ -1,0 +1,333 @@
+package topology_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcplab/tcplab/internal/labtest"
+	"github.com/tcplab/tcplab/topology"
+)
+
+func TestValidateID(t *testing.T) {
+	for _, ok := range []string{"a", "x1", "lab-2", "123456789"} {
+		if err := topology.ValidateID(ok); err != nil {
+			t.Errorf("ValidateID(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "-a", "a/b", "..", "a b", "A", "1234567890", "a_b", "a.b", "é"} {
+		if err := topology.ValidateID(bad); err == nil {
+			t.Errorf("ValidateID(%q) = nil, want an error", bad)
+		}
+	}
+	// Every name built from a valid id fits the kernel's limit.
+	if n := topology.LinkName("123456789", topology.Router, topology.Server); len(n) > 15 {
+		t.Errorf("link name %q is %d bytes", n, len(n))
+	}
+}
+
+func TestParseNSName(t *testing.T) {
+	for _, c := range []struct {
+		in       string
+		id, role string
+		ok       bool
+	}{
+		{"tcplab-abc-client", "abc", "client", true},
+		{"tcplab-a-b-server", "a-b", "server", true},
+		{"tcplab-abc-switch", "", "", false},
+		{"other-abc-client", "", "", false},
+		{"tcplab--client", "", "", false},
+	} {
+		id, role, ok := topology.ParseNSName(c.in)
+		if id != c.id || role != c.role || ok != c.ok {
+			t.Errorf("ParseNSName(%q) = %q, %q, %v; want %q, %q, %v", c.in, id, role, ok, c.id, c.role, c.ok)
+		}
+	}
+}
+
+func TestParseState(t *testing.T) {
+	good := `{"id":"abc","kind":"up","pid":1,"pid_start":2,"created":"2026-01-01T00:00:00Z","ready":true}`
+	if s, err := topology.ParseState([]byte(good)); err != nil || s.ID != "abc" || !s.Ready {
+		t.Fatalf("ParseState(good) = %+v, %v", s, err)
+	}
+	for _, bad := range []string{
+		``, `{`, `[]`, `{"id":"../x","kind":"up"}`, `{"id":"abc","kind":"weird"}`,
+		`{"id":"abc","kind":"up","pid":-1}`, `{"id":"abc","kind":"up","extra":1}`,
+		good + `{}`, strings.Replace(good, `"abc"`, `"a b"`, 1),
+	} {
+		if _, err := topology.ParseState([]byte(bad)); err == nil {
+			t.Errorf("ParseState(%q) = nil error", bad)
+		}
+	}
+}
+
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(`{"id":"abc","kind":"up","pid":1,"pid_start":2,"created":"2026-01-01T00:00:00Z","ready":true}`))
+	f.Add([]byte(`{"id":"abc","kind":"run","pid":0}`))
+	f.Add([]byte(`{"id":"..","kind":"up"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := topology.ParseState(b)
+		if err != nil {
+			return
+		}
+		// Whatever parses names a lab whose names are safe to build.
+		if topology.ValidateID(s.ID) != nil || (s.Kind != topology.KindRun && s.Kind != topology.KindUp) || s.PID < 0 {
+			t.Fatalf("ParseState accepted %+v", s)
+		}
+	})
+}
+
+func FuzzValidateID(f *testing.F) {
+	for _, s := range []string{"abc", "a/b", "..", "a b", "123456789", "x-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if topology.ValidateID(id) != nil {
+			return
+		}
+		for _, r := range topology.Roles {
+			ns := topology.NSName(id, r)
+			if strings.ContainsAny(ns, "/ \x00") || strings.Contains(ns, "..") {
+				t.Fatalf("namespace name %q from id %q", ns, id)
+			}
+			if got, role, ok := topology.ParseNSName(ns); !ok || got != id || role != r {
+				t.Fatalf("ParseNSName(%q) = %q, %q, %v", ns, got, role, ok)
+			}
+			for _, to := range topology.Roles {
+				if to != r && len(topology.LinkName(id, r, to)) > 15 {
+					t.Fatalf("link name too long for id %q", id)
+				}
+			}
+		}
+	})
+}
+
+var seq int
+
+// newLab builds a lab with a fresh id and removes it when the test ends,
+// checking that nothing of it remains.
+func newLab(t *testing.T) *topology.Lab {
+	t.Helper()
+	labtest.Privileged(t)
+	seq++
+	id := fmt.Sprintf("t%x%d", time.Now().UnixNano()&0xfffff, seq%10)
+	l, err := topology.New(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		labtest.NoLeftovers(t, id)
+		labtest.ThreadsHome(t)
+	})
+	if err := l.Up(topology.KindRun); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	return l
+}
+
+// TestClientReachesServer: a TCP connection from the client namespace
+// reaches a listener in the server namespace, through the router.
+func TestClientReachesServer(t *testing.T) {
+	l := newLab(t)
+	var ln net.Listener
+	if err := l.Server.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", topology.ServerIP.String()+":7000")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- c.RemoteAddr().(*net.TCPAddr).IP.String() + " " + string(b)
+	}()
+	var c net.Conn
+	if err := l.Client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp4", topology.ServerIP.String()+":7000", 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if s := <-got; s != topology.ClientIP.String()+" hello" {
+		t.Fatalf("server got %q", s)
+	}
+	// Only the router forwards; the client and server do not.
+	for _, c := range []struct {
+		n    *topology.Node
+		want string
+	}{{l.Client, "0"}, {l.Router, "1"}, {l.Server, "0"}} {
+		if v, err := c.n.ReadSysctl("net.ipv4.ip_forward"); err != nil || v != c.want {
+			t.Errorf("%s ip_forward = %q, %v; want %s", c.n.Role, v, err, c.want)
+		}
+	}
+	// The host has no route into the lab: no host route points at a lab
+	// link (labtest.HostSnapshot compares the host's routes as a whole).
+}
+
+// TestHostUntouched: building and removing a lab leaves the host's links,
+// addresses, routes, nftables ruleset and sysctls as they were.
+func TestHostUntouched(t *testing.T) {
+	labtest.Privileged(t)
+	before := labtest.HostSnapshot(t)
+	t.Run("lab", func(t *testing.T) {
+		l := newLab(t)
+		if err := l.Server.Sysctl("net.ipv4.tcp_retries2", "3"); err != nil {
+			t.Fatal(err)
+		}
+		if mid := labtest.HostSnapshot(t); mid != before {
+			t.Errorf("host changed while the lab was up:\n%s", diff(before, mid))
+		}
+	})
+	if after := labtest.HostSnapshot(t); after != before {
+		t.Errorf("host changed:\n%s", diff(before, after))
+	}
+}
+
+func diff(a, b string) string {
+	am, bm := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(a, "\n") {
+		am[l] = true
+	}
+	for _, l := range strings.Split(b, "\n") {
+		bm[l] = true
+	}
+	var out []string
+	for l := range am {
+		if !bm[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range bm {
+		if !am[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestDownKillsProcesses: a process started in a node, and one it forked,
+// are gone after Down, as are the namespaces and the state file.
+func TestDownKillsProcesses(t *testing.T) {
+	l := newLab(t)
+	cmd := exec.Command("/bin/sh", "-c", "sleep 1000 & exec sleep 1000")
+	if err := l.Server.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	if err := l.Down(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("process still running after Down")
+	}
+	if err := l.Down(); err != nil {
+		t.Fatalf("second Down: %v", err)
+	}
+}
+
+// TestDownAfterPartialUp: Down removes a lab that was only half built, and a
+// second Up with the same id is refused while the first exists.
+func TestDownAfterPartialUp(t *testing.T) {
+	l := newLab(t)
+	l2, _ := topology.New(l.ID)
+	if err := l2.Up(topology.KindRun); !errors.Is(err, topology.ErrExists) {
+		t.Fatalf("second Up = %v, want ErrExists", err)
+	}
+	if !topology.Exists(l.ID) {
+		t.Fatal("the refused Up removed the existing lab")
+	}
+	// Remove one namespace behind the lab's back: Down still cleans up.
+	if err := l.Server.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	l3, _ := topology.New(l.ID)
+	if err := l3.Down(); err != nil {
+		t.Fatalf("Down of a partial lab: %v", err)
+	}
+	labtest.NoLeftovers(t, l.ID)
+}
+
+// TestCleanRemovesDeadOwners: a lab whose owner process is gone is removed
+// by Clean; a lab made by up is kept unless all.
+func TestCleanRemovesDeadOwners(t *testing.T) {
+	labtest.Privileged(t)
+	// A run lab owned by a process that has exited.
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	if err := child.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := newLab(t)
+	if err := os.WriteFile(topology.StateDir+"/"+dead.ID+".json",
+		[]byte(fmt.Sprintf(`{"id":%q,"kind":"run","pid":%d,"pid_start":1,"created":"2026-01-01T00:00:00Z","ready":true}`, dead.ID, child.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept := newLab(t)
+	up := newLab(t)
+	if err := os.WriteFile(topology.StateDir+"/"+up.ID+".json",
+		[]byte(fmt.Sprintf(`{"id":%q,"kind":"up","pid":1,"pid_start":1,"created":"2026-01-01T00:00:00Z","ready":true}`, up.ID)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := topology.Clean(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(removed, dead.ID) || contains(removed, kept.ID) || contains(removed, up.ID) {
+		t.Fatalf("Clean(false) removed %v; want %s only (kept %s, up %s)", removed, dead.ID, kept.ID, up.ID)
+	}
+	labtest.NoLeftovers(t, dead.ID)
+	removed, err = topology.Clean(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(removed, up.ID) || contains(removed, kept.ID) {
+		t.Fatalf("Clean(true) removed %v; want %s, not %s", removed, up.ID, kept.ID)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func BenchmarkUpDown(b *testing.B) {
+	labtest.Privileged(b)
+	for i := 0; b.Loop(); i++ {
+		l, err := topology.New(fmt.Sprintf("b%d", i%100000))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Up(topology.KindRun); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Down(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
