@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/tcplab/tcplab/experiments"
 	"github.com/urfave/cli/v2"
@@ -49,14 +50,19 @@ func newApp() *cli.App {
 			downCommand(),
 			cleanCommand(),
 		},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error { return usageError(err) },
+		OnUsageError:   func(c *cli.Context, err error, _ bool) error { return usageError(err) },
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
 
 // run executes the CLI and maps errors to exit statuses.
 func run(args []string) int {
-	err := newApp().Run(args)
+	app := newApp()
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+		fmt.Fprintf(os.Stderr, "tcplab: unknown command %q; see tcplab --help\n", args[1])
+		return exitUsage
+	}
+	err := app.Run(args)
 	if err == nil {
 		return exitOK
 	}
