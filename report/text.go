@@ -38,7 +38,7 @@ func Text(w io.Writer, r experiments.Result) {
 	}
 	switch r.Verdict {
 	case experiments.Match:
-		p("verdict   MATCH: this kernel did what the Linux expectation declares")
+		p("verdict   MATCH: this kernel did as the Linux expectation declares")
 	case experiments.Mismatch:
 		p("verdict   MISMATCH: this kernel did not do what the Linux expectation declares\n")
 		for _, m := range r.Mismatches {
@@ -49,7 +49,7 @@ func Text(w io.Writer, r experiments.Result) {
 	}
 	if r.Verdict == experiments.Match {
 		if r.TextbookAgrees {
-			p("; calls and errors as the textbook says\n")
+			p(";\n          the calls and errors are the textbook's\n")
 		} else {
 			p("; the textbook differs:\n")
 			for _, d := range r.TextbookDiffs {
@@ -122,11 +122,11 @@ func timeline(r experiments.Result) []string {
 
 // Matrix writes the closing table: case | textbook | Linux observed | verdict.
 func Matrix(w io.Writer, results []experiments.Result) {
-	fmt.Fprintf(w, "%-20s %-26s %-26s %s\n", "case", "textbook", "linux observed", "verdict")
+	fmt.Fprintf(w, "%-19s %-29s %-20s %s\n", "case", "textbook", "linux observed", "verdict")
 	fmt.Fprintf(w, "%s\n", strings.Repeat("-", 80))
 	for _, r := range results {
 		tb, obs := decisive(r)
-		fmt.Fprintf(w, "%-20s %-26s %-26s %s\n", r.Case, tb, obs, r.Verdict)
+		fmt.Fprintf(w, "%-19s %-29s %-20s %s\n", r.Case, tb, obs, r.Verdict)
 	}
 }
 
@@ -138,14 +138,18 @@ func decisive(r experiments.Result) (textbook, observed string) {
 	}
 	c := r.Textbook.Calls[len(r.Textbook.Calls)-1]
 	textbook = short(c.Syscall, c.Result, c.Signal)
-	if c.Within != nil && c.Within.Max > 0 {
+	switch {
+	case c.Within == nil:
+	case c.Within.Min == 0:
+		textbook += " at once"
+	default:
 		textbook += " " + shortDur(c.Within.Max)
 	}
 	observed = "-"
 	for i := len(r.Events) - 1; i >= 0; i-- {
 		e := r.Events[i]
 		if e.Node == c.Node && e.Syscall == c.Syscall {
-			observed = short(e.Syscall, e.Result, e.Signal) + " " + shortDur(time.Duration(e.TMS*float64(time.Millisecond)))
+			observed = short("", e.Result, e.Signal) + " " + shortDur(time.Duration(e.TMS*float64(time.Millisecond)))
 			break
 		}
 	}
@@ -156,17 +160,19 @@ func decisive(r experiments.Result) (textbook, observed string) {
 }
 
 func short(syscall, result, signal string) string {
-	s := syscall + " " + result
+	s := strings.TrimSpace(syscall + " " + result)
 	if signal != "" {
-		s += "+" + strings.TrimPrefix(signal, "SIG")
+		s += "+" + signal
 	}
 	return s
 }
 
 func shortDur(d time.Duration) string {
 	switch {
-	case d >= time.Minute:
+	case d >= 2*time.Minute:
 		return fmt.Sprintf("%.1fmin", d.Minutes())
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.0fs", d.Seconds())
 	case d >= time.Second:
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
