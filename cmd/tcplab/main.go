@@ -62,6 +62,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "tcplab: unknown command %q; see tcplab --help\n", args[1])
 		return exitUsage
 	}
+	if len(args) > 1 {
+		if cmd := app.Command(args[1]); cmd != nil {
+			args = append(args[:2:2], flagsFirst(cmd, args[2:])...)
+		}
+	}
 	err := app.Run(args)
 	if err == nil {
 		return exitOK
@@ -87,4 +92,36 @@ func needRoot(*cli.Context) error {
 		return usagef("this command needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run it with sudo")
 	}
 	return nil
+}
+
+// flagsFirst moves a verb's flags before its arguments, so that
+// `tcplab run all --parallel 4` means what it says: the CLI library stops
+// reading flags at the first argument. Everything after "--" stays as is.
+func flagsFirst(cmd *cli.Command, args []string) []string {
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if takesValue[name] && !strings.Contains(name, "=") && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(flags, rest...)
 }

@@ -26,6 +26,7 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout instead of the text report"},
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
+			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `N` cases at once, each on its own lab"},
 			&cli.BoolFlag{Name: "kernel-defaults", Usage: "run with the kernel's own timers (minutes per case) instead of shortened ones"},
 			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL (host-shutdown)"},
 		},
@@ -43,6 +44,10 @@ func runAction(c *cli.Context) error {
 	if count < 1 || count > 10000 {
 		return usagef("--count %d: give a number from 1 to 10000", count)
 	}
+	parallel := c.Int("parallel")
+	if parallel < 1 || parallel > 64 {
+		return usagef("--parallel %d: give a number from 1 to 64", parallel)
+	}
 	grace := c.Duration("grace")
 	if grace < 0 || grace > 10*time.Minute {
 		return usagef("--grace %v: give a duration from 0s to 10m", grace)
@@ -57,17 +62,18 @@ func runAction(c *cli.Context) error {
 	stop := onInterrupt()
 	defer stop()
 
-	var results []experiments.Result
+	var jobs []*experiments.Case
 	for _, k := range cases {
 		for range count {
-			r := experiments.RunCase(k, cfg)
-			live.clear()
-			results = append(results, r)
-			if !c.Bool("json") && (count == 1 || r.Verdict != experiments.Match) {
-				report.Text(out, r)
-			}
+			jobs = append(jobs, k)
 		}
 	}
+	results := experiments.RunAll(jobs, cfg, parallel, func(r experiments.Result) {
+		live.clear()
+		if !c.Bool("json") && (count == 1 || r.Verdict != experiments.Match) {
+			report.Text(out, r)
+		}
+	})
 	if c.Bool("json") {
 		doc := report.Document{Tool: "tcplab", Version: version, Kernel: kernelRelease(), Results: results}
 		if count > 1 {
