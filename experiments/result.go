@@ -16,20 +16,26 @@ const (
 // Result is the plain-data outcome of one case run: what was declared,
 // what was observed, and the verdict. Renderers turn it into text or JSON.
 type Result struct {
-	Case        string      `json:"case"`
-	Lab         string      `json:"lab"`
-	Title       string      `json:"title"`
-	Trigger     string      `json:"trigger"`
-	Verdict     string      `json:"verdict"`
-	ElapsedMS   float64     `json:"elapsed_ms"`
-	Knobs       []Knob      `json:"knobs"`
-	PredictedMS float64     `json:"predicted_ms"`
-	Basis       string      `json:"predicted_basis,omitempty"`
-	Textbook    Expectation `json:"textbook"`
-	Expected    Expectation `json:"expected"`
-	Why         string      `json:"why,omitempty"`
-	Events      []EventOut  `json:"events"`
-	Marks       []MarkOut   `json:"marks"`
+	Case        string  `json:"case"`
+	Lab         string  `json:"lab"`
+	Title       string  `json:"title"`
+	Trigger     string  `json:"trigger"`
+	Verdict     string  `json:"verdict"`
+	ElapsedMS   float64 `json:"elapsed_ms"`
+	Knobs       []Knob  `json:"knobs"`
+	PredictedMS float64 `json:"predicted_ms"`
+	// FloorMS is the part of the case's time the kernel imposes under the
+	// knobs in force (timers the case waits on); WallMS is the whole run,
+	// lab built and removed included; OverheadMS is tcplab's own share.
+	FloorMS    float64     `json:"floor_ms"`
+	WallMS     float64     `json:"wall_ms"`
+	OverheadMS float64     `json:"overhead_ms"`
+	Basis      string      `json:"predicted_basis,omitempty"`
+	Textbook   Expectation `json:"textbook"`
+	Expected   Expectation `json:"expected"`
+	Why        string      `json:"why,omitempty"`
+	Events     []EventOut  `json:"events"`
+	Marks      []MarkOut   `json:"marks"`
 	// Mismatches says what differs from the Linux expectation.
 	Mismatches []string `json:"mismatches,omitempty"`
 	// TextbookAgrees tells whether the calls and results (not the timing)
@@ -70,6 +76,7 @@ func (r *Run) result(err error) Result {
 		Trigger:     c.Trigger,
 		Knobs:       r.Settings.Knobs,
 		PredictedMS: ms(r.Settings.Predicted),
+		FloorMS:     ms(r.Settings.Predicted),
 		Basis:       r.Settings.Basis,
 		Textbook:    c.Textbook,
 		Expected:    c.Linux(r.Settings),

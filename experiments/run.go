@@ -117,10 +117,13 @@ func (r *Run) Killed(p *Peer, syscall string) error {
 // returns the result. It never prints.
 func RunCase(c *Case, cfg Config) Result {
 	cfg = cfg.withDefaults()
-	r := &Run{Case: c, Cfg: cfg, Settings: c.Settings(cfg), start: time.Now()}
+	began := time.Now()
+	r := &Run{Case: c, Cfg: cfg, Settings: c.Settings(cfg), start: began}
 	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
 	err := r.execute()
 	res := r.result(err)
+	res.WallMS = ms(time.Since(began))
+	res.OverheadMS = res.WallMS - res.FloorMS
 	return res
 }
 
