@@ -119,6 +119,9 @@ type Case struct {
 	// Why explains, naming the kernel mechanism, where Linux and the
 	// textbook differ; empty when they agree.
 	Why string
+	// Packets gives the packets the case must see and must not see,
+	// checked on the captures; port is the server's port.
+	Packets func(s Settings, port uint16) []PacketCheck
 	// Settings gives the knobs for a configuration.
 	Settings func(cfg Config) Settings
 	// Steps drives the lab, the agents and the fault.

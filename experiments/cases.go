@@ -2,7 +2,9 @@ package experiments
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcplab/tcplab/impair"
@@ -17,10 +19,39 @@ const (
 	fastRetries2      = 2
 )
 
-// synTimeout is when connect gives up after n SYN retransmissions: the
-// first SYN's timeout is 1 s (TCP_TIMEOUT_INIT, RFC 6298) and doubles each
-// time, so 1+2+...+2^n s (tcp_write_timeout, tcp_model_timeout).
-func synTimeout(n int) time.Duration { return time.Duration((1<<(n+1))-1) * time.Second }
+// synSchedule simulates an unanswered connect (tcp_write_timeout in
+// net/ipv4/tcp_timer.c): the SYN's timeout starts at 1 s
+// (TCP_TIMEOUT_INIT, RFC 6298); the first `linear` retransmissions keep it
+// at 1 s (net.ipv4.tcp_syn_linear_timeouts, Linux 6.18 and later; 0
+// before), after which it doubles. The attempt ends at the first timer
+// expiry where n + linear retransmissions have been made or the time n
+// doubling timeouts would take, 2^(n+1)-1 s, has passed. It returns the
+// SYNs' send times and the give-up time.
+func synSchedule(n, linear int) (syns []time.Duration, giveUp time.Duration) {
+	model := time.Duration((1<<(n+1))-1) * time.Second
+	t, rto, retrans := time.Duration(0), time.Second, 0
+	syns = []time.Duration{0}
+	for {
+		t += rto
+		if retrans >= n+linear || t >= model {
+			return syns, t
+		}
+		retrans++
+		syns = append(syns, t)
+		if retrans > linear {
+			rto *= 2
+		}
+	}
+}
+
+// synLinearTimeouts is the kernel's default for
+// net.ipv4.tcp_syn_linear_timeouts, or -1 where the kernel predates it.
+func synLinearTimeouts() int {
+	if _, err := os.Stat("/proc/sys/net/ipv4/tcp_syn_linear_timeouts"); err != nil {
+		return -1
+	}
+	return 4
+}
 
 // retries2Model is the time net.ipv4.tcp_retries2 = n stands for: Linux
 // counts time, not retransmissions, modelled as n+1 timeouts starting at
@@ -42,10 +73,18 @@ func retries2Model(n int) time.Duration {
 // retries2Model(n) after it. Expiries double from rto up to 120 s, or with
 // revert (RFC 6069: each ICMP unreachable undoes one backoff step) come
 // every rto.
+//
+// A single unacknowledged segment is first probed by a tail loss probe
+// (RFC 8985) after about one RTO (2 x SRTT + TCP_RTO_MIN); the retransmission
+// timer then restarts, so the first real retransmission comes at 2 x rto.
 func giveUp(n int, rto time.Duration, revert bool) time.Duration {
 	const rtoMax = 120 * time.Second
-	deadline := rto + retries2Model(n)
-	t, step := time.Duration(0), rto
+	first := 2 * rto
+	deadline := first + retries2Model(n)
+	t, step := first, rto
+	if !revert {
+		step = 2 * rto // the first retransmission doubled the timeout
+	}
 	for t < deadline {
 		t += step
 		if !revert {
@@ -65,10 +104,20 @@ func synSettings(cfg Config) Settings {
 	if cfg.KernelDefaults {
 		n = defaultSynRetries
 	}
+	knobs := []Knob{{Node: topology.Client, Key: "net.ipv4.tcp_syn_retries", Value: strconv.Itoa(n)}}
+	linear := synLinearTimeouts()
+	if linear >= 0 {
+		knobs = append(knobs, Knob{Node: topology.Client, Key: "net.ipv4.tcp_syn_linear_timeouts", Value: strconv.Itoa(linear)})
+	}
+	syns, giveUp := synSchedule(n, max(linear, 0))
+	var at []string
+	for _, t := range syns {
+		at = append(at, strconv.FormatFloat(t.Seconds(), 'f', -1, 64))
+	}
 	return Settings{
-		Knobs:     []Knob{{Node: topology.Client, Key: "net.ipv4.tcp_syn_retries", Value: strconv.Itoa(n)}},
-		Predicted: synTimeout(n),
-		Basis:     fmt.Sprintf("SYN at 0 s, %d retransmissions 1 s apart doubling, give up at %s", n, fmtDur(synTimeout(n))),
+		Knobs:     knobs,
+		Predicted: giveUp,
+		Basis:     fmt.Sprintf("SYNs at %s s, then give up at %s", strings.Join(at, ", "), fmtDur(giveUp)),
 	}
 }
 
@@ -96,6 +145,7 @@ func noTimer(Config) Settings { return Settings{Basis: "no kernel timer involved
 func init() {
 	register(&Case{
 		ID:      "connect-timeout",
+		Packets: connectTimeoutPackets,
 		Title:   "No answer to SYN",
 		Summary: "the router silently drops the SYN; connect retries, then fails with ETIMEDOUT",
 		Trigger: "router drops the client's SYNs (nftables, no answer)",
@@ -105,12 +155,14 @@ func init() {
 		},
 		Linux: func(s Settings) Expectation {
 			return Expectation{
-				Summary: "SYN retransmitted at 1 s, then doubling; connect fails with ETIMEDOUT when the last retransmission times out: " + s.Basis + ".",
+				Summary: "The SYN is retransmitted on Linux's schedule and connect fails with ETIMEDOUT when the attempt's time or retransmissions run out: " + s.Basis + ".",
 				Calls:   []Call{{Node: "client", Syscall: "connect", Result: "ETIMEDOUT", Within: Around(s.Predicted)}},
 			}
 		},
-		Why: "Linux times the SYN from 1 s (TCP_TIMEOUT_INIT, RFC 6298), doubling after each retransmission, and stops after net.ipv4.tcp_syn_retries retransmissions " +
-			"(default 6: 1+2+4+8+16+32+64 = 127 s, in tcp_write_timeout); BSD uses a 75 s connection-establishment timer (tcp_keepinit) instead.",
+		Why: "Linux times the SYN from 1 s (TCP_TIMEOUT_INIT, RFC 6298) and bounds the attempt by net.ipv4.tcp_syn_retries (default 6), as the time that many " +
+			"doubling timeouts take, 127 s, or that many retransmissions (tcp_write_timeout); BSD uses a 75 s connection-establishment timer (tcp_keepinit) " +
+			"instead. Since Linux 6.18, net.ipv4.tcp_syn_linear_timeouts (default 4) keeps the first four retransmissions 1 s apart before the doubling " +
+			"starts and allows four more retransmissions: with the defaults the SYNs go out at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35 and 67 s and connect gives up at 131 s.",
 		Settings: synSettings,
 		Steps: func(r *Run) error {
 			if err := r.Fault("router", "drop SYNs to the server", func() error {
@@ -125,6 +177,7 @@ func init() {
 
 	register(&Case{
 		ID:      "connect-refused",
+		Packets: connectRefusedPackets,
 		Title:   "RST answers SYN",
 		Summary: "nothing listens on the server port; the RST makes connect fail at once with ECONNREFUSED",
 		Trigger: "no listener on the server port",
@@ -148,6 +201,7 @@ func init() {
 
 	register(&Case{
 		ID:      "connect-unreachable",
+		Packets: connectUnreachablePackets,
 		Title:   "ICMP destination unreachable answers SYN",
 		Summary: "the router answers the SYN with ICMP host- then net-unreachable; Linux fails connect at once",
 		Trigger: "router rejects the SYN with ICMP host-unreachable, then with net-unreachable (nftables reject)",
@@ -197,6 +251,7 @@ func init() {
 
 	register(&Case{
 		ID:      "accept-aborted",
+		Packets: acceptAbortedPackets,
 		Title:   "Client resets before accept",
 		Summary: "the client connects then resets before the server accepts; Linux's accept still returns the connection",
 		Trigger: "client connects, then closes with SO_LINGER {on, 0} (sends RST) before the server calls accept",
@@ -260,6 +315,7 @@ func init() {
 
 	register(&Case{
 		ID:      "server-killed",
+		Packets: serverKilledPackets,
 		Title:   "Server process killed",
 		Summary: "the server process is killed; its FIN gives the client EOF, and the client's next write draws a RST",
 		Trigger: "SIGKILL to the server process",
@@ -296,6 +352,7 @@ func init() {
 
 	register(&Case{
 		ID:      "sigpipe",
+		Packets: serverKilledPackets,
 		Title:   "Write after RST",
 		Summary: "after the server is killed, the client writes twice; the second write raises SIGPIPE and fails with EPIPE",
 		Trigger: "SIGKILL to the server process, then two writes from the client",
@@ -334,6 +391,7 @@ func init() {
 
 	register(&Case{
 		ID:      "host-crash",
+		Packets: hostCrashPackets,
 		Title:   "Server host crashes",
 		Summary: "the server's link dies silently; the client retransmits until it gives up with ETIMEDOUT",
 		Trigger: "server link brought down: no FIN, no RST, no ICMP (the router's neighbour entry for the server is permanent, so it never reports the loss)",
@@ -373,6 +431,7 @@ func init() {
 
 	register(&Case{
 		ID:      "host-unreachable",
+		Packets: hostUnreachablePackets,
 		Title:   "Router reports the server unreachable",
 		Summary: "the router answers the client's data with ICMP host-unreachable; the client retransmits, then fails with EHOSTUNREACH",
 		Trigger: "router rejects the client's segments with ICMP host-unreachable (nftables reject), after the connection is established",
@@ -415,6 +474,7 @@ func init() {
 
 	register(&Case{
 		ID:      "host-reboot",
+		Packets: hostRebootPackets,
 		Title:   "Server host crashes and reboots",
 		Summary: "the server host loses all TCP state and comes back; the client's next segment draws a RST: ECONNRESET",
 		Trigger: "server namespace flushed (link down, processes killed, sockets destroyed, namespace recreated with the same addresses and MAC, link up)",
@@ -451,6 +511,10 @@ func init() {
 			}); err != nil {
 				return err
 			}
+			// The router's link to the server was recreated: capture it anew.
+			if err := r.Recapture(PointRouterServer); err != nil {
+				return err
+			}
 			if err := r.Killed(r.Server, "recv"); err != nil {
 				return err
 			}
@@ -464,6 +528,7 @@ func init() {
 
 	register(&Case{
 		ID:      "host-shutdown",
+		Packets: hostShutdownPackets,
 		Title:   "Server host shut down",
 		Summary: "init sends SIGTERM, waits, then SIGKILL; the server closes, a FIN is sent, as when it is killed",
 		Trigger: "SIGTERM to the server process, a grace period (--grace), then SIGKILL if it still runs",

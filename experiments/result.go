@@ -2,6 +2,8 @@ package experiments
 
 import (
 	"fmt"
+
+	"github.com/tcplab/tcplab/capture"
 	"sort"
 	"time"
 )
@@ -36,6 +38,12 @@ type Result struct {
 	Why        string      `json:"why,omitempty"`
 	Events     []EventOut  `json:"events"`
 	Marks      []MarkOut   `json:"marks"`
+	// Timeline merges packets, calls and marks, in ms since the start.
+	Timeline []Entry `json:"timeline"`
+	// PacketChecks are the case's packet expectations and what was seen.
+	PacketChecks []PacketCheckResult `json:"packet_checks"`
+	// Captures holds the raw frames per capture point, for pcap files.
+	Captures map[string][]capture.Packet `json:"-"`
 	// Mismatches says what differs from the Linux expectation.
 	Mismatches []string `json:"mismatches,omitempty"`
 	// TextbookAgrees tells whether the calls and results (not the timing)
@@ -115,11 +123,29 @@ func (r *Run) result(err error) Result {
 	if !end.IsZero() {
 		res.ElapsedMS = ms(end.Sub(r.start))
 	}
+	pkts := decodeAll(r.raw)
+	res.Captures = r.raw
+	res.Timeline = r.timelineOf(pkts, events, marks)
+	if err == nil && r.capErr != nil {
+		err = fmt.Errorf("packet evidence incomplete: %w", r.capErr)
+	}
 	if err != nil {
 		res.Verdict, res.Error = Error, err.Error()
 		return res
 	}
 	res.Mismatches = compare(res.Expected.Calls, res.Events, true)
+	if c.Packets != nil {
+		res.PacketChecks = checkPackets(c.Packets(r.Settings, uint16(r.Cfg.Port)), pkts, firstFault(marks))
+		for _, pc := range res.PacketChecks {
+			if !pc.OK {
+				m := fmt.Sprintf("packets at %s: %s: want %s, saw %d", pc.Point, pc.Desc, pc.Want, pc.Got)
+				if pc.Detail != "" {
+					m += " (" + pc.Detail + ")"
+				}
+				res.Mismatches = append(res.Mismatches, m)
+			}
+		}
+	}
 	res.TextbookDiffs = compare(c.Textbook.Calls, res.Events, false)
 	res.TextbookAgrees = len(res.TextbookDiffs) == 0
 	res.Verdict = Match
@@ -127,6 +153,15 @@ func (r *Run) result(err error) Result {
 		res.Verdict = Mismatch
 	}
 	return res
+}
+
+func firstFault(marks []Mark) time.Time {
+	for _, m := range marks {
+		if m.Fault {
+			return m.T
+		}
+	}
+	return time.Time{}
 }
 
 // faultBefore returns the latest fault injected at or before t; before the

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/topology"
 )
 
@@ -26,6 +27,10 @@ type Run struct {
 	mu     sync.Mutex
 	events []Event
 	marks  []Mark
+
+	caps   *captures
+	raw    map[string][]capture.Packet
+	capErr error
 }
 
 // Mark is something the lab did: a fault injected, a signal sent.
@@ -43,12 +48,16 @@ func NewLabID() string {
 	return hex.EncodeToString(b)
 }
 
-// Fault injects a fault and marks the moment it took effect.
+// Fault injects a fault, marked at the moment its injection began: a
+// signal's effects (a FIN) can come before the call that sends it returns.
 func (r *Run) Fault(node, what string, fn func() error) error {
+	at := time.Now()
 	if err := fn(); err != nil {
 		return fmt.Errorf("inject %s: %w", what, err)
 	}
-	r.mark(node, what, true)
+	r.mu.Lock()
+	r.marks = append(r.marks, Mark{T: at, Node: node, What: what, Fault: true})
+	r.mu.Unlock()
 	return nil
 }
 
@@ -143,6 +152,8 @@ func (r *Run) execute() (err error) {
 	}
 	r.Lab = lab
 	defer func() {
+		// Packet sockets hold their namespaces: stop before Down.
+		r.raw, r.capErr = r.stopCaptures()
 		if r.Client != nil {
 			r.Client.Kill()
 		}
@@ -161,6 +172,9 @@ func (r *Run) execute() (err error) {
 		if err := n.Sysctl(k.Key, k.Value); err != nil {
 			return err
 		}
+	}
+	if err := r.startCaptures(); err != nil {
+		return err
 	}
 	var cerr, serr error
 	var wg sync.WaitGroup
