@@ -22,8 +22,8 @@ const (
 // synSchedule simulates an unanswered connect (tcp_write_timeout in
 // net/ipv4/tcp_timer.c): the SYN's timeout starts at 1 s
 // (TCP_TIMEOUT_INIT, RFC 6298); the first `linear` retransmissions keep it
-// at 1 s (net.ipv4.tcp_syn_linear_timeouts, Linux 6.18 and later; 0
-// before), after which it doubles. The attempt ends at the first timer
+// at 1 s (net.ipv4.tcp_syn_linear_timeouts on recent kernels; 0 where the
+// kernel lacks it), after which it doubles. The attempt ends at the first timer
 // expiry where n + linear retransmissions have been made or the time n
 // doubling timeouts would take, 2^(n+1)-1 s, has passed. It returns the
 // SYNs' send times and the give-up time.
@@ -161,8 +161,9 @@ func init() {
 		},
 		Why: "Linux times the SYN from 1 s (TCP_TIMEOUT_INIT, RFC 6298) and bounds the attempt by net.ipv4.tcp_syn_retries (default 6), as the time that many " +
 			"doubling timeouts take, 127 s, or that many retransmissions (tcp_write_timeout); BSD uses a 75 s connection-establishment timer (tcp_keepinit) " +
-			"instead. Since Linux 6.18, net.ipv4.tcp_syn_linear_timeouts (default 4) keeps the first four retransmissions 1 s apart before the doubling " +
-			"starts and allows four more retransmissions: with the defaults the SYNs go out at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35 and 67 s and connect gives up at 131 s.",
+			"instead. Recent kernels add net.ipv4.tcp_syn_linear_timeouts (default 4; tcplab sets it explicitly where the kernel has it), which keeps the first four " +
+			"retransmissions 1 s apart before the doubling starts and allows four more retransmissions: with the defaults the SYNs go out at 0, 1, 2, 3, 4, 5, 7, 11, " +
+			"19, 35 and 67 s and connect gives up at 131 s.",
 		Settings: synSettings,
 		Steps: func(r *Run) error {
 			if err := r.Fault("router", "drop SYNs to the server", func() error {

@@ -29,9 +29,36 @@ func Text(w io.Writer, r experiments.Result) {
 	}
 	field(w, "textbook", r.Textbook.Summary)
 	field(w, "linux", r.Expected.Summary)
-	p("observed  (ms from the fault before each call; faults and signals marked *)\n")
+	p("observed  calls (ms from the fault before each; faults and signals marked *)\n")
 	for _, l := range timeline(r) {
 		p("  %s\n", l)
+	}
+	if len(r.Timeline) > 0 {
+		p("timeline  ms since the start: calls, faults (*), and the packets on the\n")
+		p("          router's client side (c-side) and, where it kept them, server side\n")
+		for _, l := range textTimeline(r) {
+			p("%s\n", l)
+		}
+	}
+	if len(r.PacketChecks) > 0 {
+		p("packets\n")
+		for _, c := range r.PacketChecks {
+			mark := "ok "
+			if !c.OK {
+				mark = "NO "
+			}
+			line := fmt.Sprintf("%s %s: %s, saw %d", mark, c.Desc, c.Want, c.Got)
+			if c.Detail != "" {
+				line += "; " + c.Detail
+			}
+			for i, l := range wrap(line, 72) {
+				if i == 0 {
+					p("  %s\n", l)
+				} else {
+					p("      %s\n", l)
+				}
+			}
+		}
 	}
 	if r.Why != "" {
 		field(w, "why", r.Why)
