@@ -1,9 +1,14 @@
 package experiments
 
 import (
+	"bytes"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tcplab/tcplab/capture"
 
 	"github.com/tcplab/tcplab/internal/labtest"
 )
@@ -67,6 +72,7 @@ func TestCases(t *testing.T) {
 			if r.ElapsedMS <= 0 {
 				t.Errorf("elapsed %v ms", r.ElapsedMS)
 			}
+			checkPcaps(t, c, r)
 		})
 	}
 }
@@ -96,6 +102,57 @@ func TestDeclarations(t *testing.T) {
 		}
 		if !c.TextbookMatchesLinux() && c.Why == "" {
 			t.Errorf("%s: Linux differs from the textbook but the case does not say why", c.ID)
+		}
+	}
+}
+
+// checkPcaps writes the run's captures as pcap files, reads them back with
+// the pcap reader, and checks the case's packets again on what was read:
+// the files alone must prove the case. Where tcpdump is installed, it must
+// read every file too.
+func checkPcaps(t *testing.T, c *Case, r Result) {
+	t.Helper()
+	if len(r.Captures) != len(pointSpecs) {
+		t.Fatalf("captures at %d points, want %d", len(r.Captures), len(pointSpecs))
+	}
+	dir := t.TempDir()
+	back := map[string][]capture.Packet{}
+	for point, frames := range r.Captures {
+		path := filepath.Join(dir, point+".pcap")
+		if err := capture.WritePcap(path, frames); err != nil {
+			t.Fatal(err)
+		}
+		read, err := capture.ReadPcap(path)
+		if err != nil {
+			t.Fatalf("read %s back: %v", path, err)
+		}
+		if len(read) != len(frames) {
+			t.Fatalf("%s: wrote %d frames, read %d", point, len(frames), len(read))
+		}
+		for i := range read {
+			if !bytes.Equal(read[i].Data, frames[i].Data) || !read[i].Time.Equal(frames[i].Time) {
+				t.Fatalf("%s: frame %d differs after the round trip", point, i)
+			}
+		}
+		back[point] = read
+		if tcpdump, err := exec.LookPath("tcpdump"); err == nil {
+			out, err := exec.Command(tcpdump, "-nn", "-r", path).CombinedOutput()
+			if err != nil || strings.Count(string(out), "\n") < len(frames) {
+				t.Errorf("tcpdump -r %s: %v\n%s", path, err, out)
+			}
+		}
+	}
+	var fault = firstFaultOf(r)
+	got := checkPackets(c.Packets(c.Settings(Config{}.withDefaults()), DefaultPort), decodeAll(back), fault)
+	if len(got) == 0 {
+		t.Fatal("the case declares no packet checks")
+	}
+	for i, g := range got {
+		if !g.OK {
+			t.Errorf("from the pcap files: %s: want %s, saw %d %s", g.Desc, g.Want, g.Got, g.Detail)
+		}
+		if g.Got != r.PacketChecks[i].Got {
+			t.Errorf("from the pcap files: %s: saw %d, the run saw %d", g.Desc, g.Got, r.PacketChecks[i].Got)
 		}
 	}
 }

@@ -44,6 +44,8 @@ type Result struct {
 	PacketChecks []PacketCheckResult `json:"packet_checks"`
 	// Captures holds the raw frames per capture point, for pcap files.
 	Captures map[string][]capture.Packet `json:"-"`
+	// faultAt is when the first fault was injected.
+	faultAt time.Time
 	// Mismatches says what differs from the Linux expectation.
 	Mismatches []string `json:"mismatches,omitempty"`
 	// TextbookAgrees tells whether the calls and results (not the timing)
@@ -123,6 +125,7 @@ func (r *Run) result(err error) Result {
 	if !end.IsZero() {
 		res.ElapsedMS = ms(end.Sub(r.start))
 	}
+	res.faultAt = firstFault(marks)
 	pkts := decodeAll(r.raw)
 	res.Captures = r.raw
 	res.Timeline = r.timelineOf(pkts, events, marks)
@@ -246,3 +249,5 @@ func sigSuffix(s string) string {
 	}
 	return " + " + s
 }
+
+func firstFaultOf(r Result) time.Time { return r.faultAt }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/experiments"
 	"github.com/tcplab/tcplab/internal/labtest"
 	"github.com/tcplab/tcplab/topology"
@@ -278,5 +279,56 @@ func TestUpExecDown(t *testing.T) {
 	labtest.NoLeftovers(t, name)
 	if o := tcplab(t, "", "down", name); o.code != 2 {
 		t.Errorf("down twice: %+v", o)
+	}
+}
+
+// TestPcapFiles: --pcap writes one readable file per capture point per run,
+// named after the case and the run's lab, and refuses an unusable directory.
+func TestPcapFiles(t *testing.T) {
+	labtest.Privileged(t)
+	dir := t.TempDir()
+	o := tcplab(t, "", "run", "connect-refused", "--json", "--pcap", dir)
+	if o.code != 0 {
+		t.Fatalf("run --pcap: %+v", o)
+	}
+	var doc struct {
+		Results []struct {
+			Lab      string `json:"lab"`
+			Timeline []struct {
+				Kind string `json:"kind"`
+			} `json:"timeline"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &doc); err != nil || len(doc.Results) != 1 {
+		t.Fatalf("JSON: %v", err)
+	}
+	packets := 0
+	for _, e := range doc.Results[0].Timeline {
+		if e.Kind == "packet" {
+			packets++
+		}
+	}
+	if packets == 0 {
+		t.Error("the JSON timeline has no packets")
+	}
+	for _, point := range []string{"client", "router-client", "router-server"} {
+		path := filepath.Join(dir, "connect-refused-"+doc.Results[0].Lab+"-"+point+".pcap")
+		pk, err := capture.ReadPcap(path)
+		if err != nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
+		var rst bool
+		for _, p := range pk {
+			d := capture.Decode(p.Data)
+			rst = rst || (d.Proto == "tcp" && d.Src == topology.ServerIP.String() && d.Flags == "RST,ACK")
+		}
+		if !rst {
+			t.Errorf("%s: no RST,ACK from the server among %d frames", path, len(pk))
+		}
+	}
+	file := filepath.Join(dir, "not-a-dir")
+	os.WriteFile(file, nil, 0o644)
+	if o := tcplab(t, "", "run", "connect-refused", "--pcap", file); o.code != 2 || !strings.Contains(o.stderr, "pcap directory") {
+		t.Errorf("--pcap on a file: %+v", o)
 	}
 }

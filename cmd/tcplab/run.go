@@ -28,6 +28,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
 			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `N` cases at once, each on its own lab"},
 			&cli.BoolFlag{Name: "kernel-defaults", Usage: "run with the kernel's own timers (minutes per case) instead of shortened ones"},
+			&cli.StringFlag{Name: "pcap", Usage: "write one pcap file per capture point per case run into `DIR` (created if missing)"},
 			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL (host-shutdown)"},
 		},
 		Before: needRoot,
@@ -52,6 +53,15 @@ func runAction(c *cli.Context) error {
 	if grace < 0 || grace > 10*time.Minute {
 		return usagef("--grace %v: give a duration from 0s to 10m", grace)
 	}
+	pcapDir := c.String("pcap")
+	if c.IsSet("pcap") {
+		if pcapDir == "" {
+			return usagef("--pcap needs a directory")
+		}
+		if err := report.PcapDir(pcapDir); err != nil {
+			return usageError(err)
+		}
+	}
 	cfg := experiments.Config{KernelDefaults: c.Bool("kernel-defaults"), Grace: grace}
 	if grace == 0 {
 		cfg.Grace = time.Nanosecond // SIGKILL straight after SIGTERM
@@ -68,8 +78,14 @@ func runAction(c *cli.Context) error {
 			jobs = append(jobs, k)
 		}
 	}
+	var pcapErr error
 	results := experiments.RunAll(jobs, cfg, parallel, func(r experiments.Result) {
 		live.clear()
+		if pcapDir != "" {
+			if _, err := report.WritePcaps(pcapDir, r); err != nil && pcapErr == nil {
+				pcapErr = err
+			}
+		}
 		if !c.Bool("json") && (count == 1 || r.Verdict != experiments.Match) {
 			report.Text(out, r)
 		}
@@ -89,6 +105,9 @@ func runAction(c *cli.Context) error {
 		} else {
 			report.Matrix(out, results)
 		}
+	}
+	if pcapErr != nil {
+		return cli.Exit(pcapErr.Error(), exitMismatch)
 	}
 	for _, r := range results {
 		if r.Verdict != experiments.Match {
