@@ -137,6 +137,9 @@ type Config struct {
 	Grace time.Duration
 	// Port is the server's port.
 	Port int
+	// NoCapture runs without packet capture: no timeline of packets, no
+	// packet checks in the verdict, no pcap files.
+	NoCapture bool
 	// Progress, if set, is called about every 100 ms while a case runs.
 	Progress func(caseID string, elapsed, predicted time.Duration)
 }

@@ -36,6 +36,9 @@ var pointSpecs = []pointSpec{
 // startCaptures opens packet sockets on every capture point.
 func (r *Run) startCaptures() error {
 	r.caps = &captures{live: map[string]*capture.Capture{}, done: map[string][]capture.Packet{}}
+	if r.Cfg.NoCapture {
+		return nil
+	}
 	for _, p := range pointSpecs {
 		if err := r.startCapture(p); err != nil {
 			return err
@@ -57,6 +60,9 @@ func (r *Run) startCapture(p pointSpec) error {
 // Recapture restarts the capture of a point whose link was recreated (after
 // a reboot): what the old capture saw is kept.
 func (r *Run) Recapture(point string) error {
+	if r.Cfg.NoCapture {
+		return nil
+	}
 	for _, p := range pointSpecs {
 		c := r.caps.live[p.point]
 		if c == nil || p.point != point {
@@ -76,7 +82,7 @@ func (r *Run) Recapture(point string) error {
 
 // stopCaptures ends every capture and returns the frames per point.
 func (r *Run) stopCaptures() (map[string][]capture.Packet, error) {
-	if r.caps == nil {
+	if r.caps == nil || r.Cfg.NoCapture {
 		return nil, nil
 	}
 	out := map[string][]capture.Packet{}

@@ -137,7 +137,7 @@ func (r *Run) result(err error) Result {
 		return res
 	}
 	res.Mismatches = compare(res.Expected.Calls, res.Events, true)
-	if c.Packets != nil {
+	if c.Packets != nil && !r.Cfg.NoCapture {
 		res.PacketChecks = checkPackets(c.Packets(r.Settings, uint16(r.Cfg.Port)), pkts, firstFault(marks))
 		for _, pc := range res.PacketChecks {
 			if !pc.OK {

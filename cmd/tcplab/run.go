@@ -28,6 +28,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
 			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `N` cases at once, each on its own lab"},
 			&cli.BoolFlag{Name: "kernel-defaults", Usage: "run with the kernel's own timers (minutes per case) instead of shortened ones"},
+			&cli.BoolFlag{Name: "no-capture", Usage: "capture no packets: verdicts rest on the calls alone (no packet checks, timeline of packets or pcap files)"},
 			&cli.StringFlag{Name: "pcap", Usage: "write one pcap file per capture point per case run into `DIR` (created if missing)"},
 			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL (host-shutdown)"},
 		},
@@ -62,7 +63,10 @@ func runAction(c *cli.Context) error {
 			return usageError(err)
 		}
 	}
-	cfg := experiments.Config{KernelDefaults: c.Bool("kernel-defaults"), Grace: grace}
+	if pcapDir != "" && c.Bool("no-capture") {
+		return usagef("--pcap and --no-capture exclude each other")
+	}
+	cfg := experiments.Config{KernelDefaults: c.Bool("kernel-defaults"), Grace: grace, NoCapture: c.Bool("no-capture")}
 	if grace == 0 {
 		cfg.Grace = time.Nanosecond // SIGKILL straight after SIGTERM
 	}
@@ -154,30 +158,43 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// onInterrupt tears down this process's labs on SIGINT or SIGTERM and
-// exits 130 or 143. Further signals during the teardown are absorbed, so a
-// second Ctrl-C cannot leave a half-removed lab.
+// onInterrupt tears down this process's labs on SIGINT, SIGTERM or SIGHUP
+// and exits 128 plus the signal's number (130, 143, 129), however far the
+// labs got (topology.Shutdown). Further signals during the teardown are
+// absorbed, so a second Ctrl-C cannot leave a half-removed lab. Once a
+// signal has been taken, stop does not return: the exit is the signal's. A
+// signal tcplab was started with ignored (nohup, `cmd &` in a script) stays
+// ignored.
 func onInterrupt() (stop func()) {
+	sigs := notIgnored(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	if len(sigs) == 0 {
+		return func() {}
+	}
 	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(ch, sigs...)
+	var st interruptState
 	done := make(chan struct{})
 	go func() {
 		select {
 		case s := <-ch:
+			if !st.take() {
+				return // the run is over
+			}
 			fmt.Fprintf(os.Stderr, "\ntcplab: %v: removing the lab...\n", s)
-			err := topology.Shutdown()
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "tcplab: "+err.Error())
+			if err := topology.Shutdown(); err != nil {
+				fmt.Fprintln(os.Stderr, "tcplab: "+oneLine(err.Error()))
 			}
-			code := 130
-			if s == syscall.SIGTERM {
-				code = 143
-			}
-			os.Exit(code)
+			os.Exit(signalStatus(s))
 		case <-done:
 		}
 	}()
-	return func() { close(done); signal.Stop(ch) }
+	return func() {
+		if !st.stop() {
+			select {} // the handler exits the process
+		}
+		signal.Stop(ch)
+		close(done)
+	}
 }
 
 // progress draws a live line on a terminal while a case waits on a kernel
