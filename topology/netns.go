@@ -51,26 +51,35 @@ func inNS(ns netns.NsHandle, fn func() error) error {
 
 // createNamedNS makes a new network namespace and bind-mounts it at
 // /run/netns/name, without ever moving a reusable thread out of the host
-// namespace for longer than the call.
-func createNamedNS(name string) (netns.NsHandle, error) {
+// namespace for longer than the call. inside, if not nil, runs on that
+// thread while it is still in the new namespace, so configuring it costs no
+// further switch.
+func createNamedNS(name string, inside func() error) (netns.NsHandle, error) {
 	if hostNSErr != nil {
 		return netns.None(), fmt.Errorf("open host network namespace: %w", hostNSErr)
 	}
 	type result struct {
-		h   netns.NsHandle
-		err error
+		h         netns.NsHandle
+		err, ierr error
 	}
 	rc := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
 		h, err := netns.NewNamed(name)
+		var ierr error
+		if err == nil && inside != nil {
+			if ierr = inside(); ierr != nil {
+				h.Close()
+				h = netns.None()
+			}
+		}
 		// NewNamed unshares the calling thread even when the bind mount
 		// fails afterwards, so always switch back.
 		if serr := netns.Set(hostNS); serr != nil {
 			if h.IsOpen() {
 				h.Close()
 			}
-			rc <- result{netns.None(), fmt.Errorf("return to host network namespace: %w", serr)}
+			rc <- result{netns.None(), fmt.Errorf("return to host network namespace: %w", serr), nil}
 			return // thread stays locked and is discarded
 		}
 		runtime.UnlockOSThread()
@@ -79,13 +88,15 @@ func createNamedNS(name string) (netns.NsHandle, error) {
 			_ = unix.Unmount(filepath.Join(NetnsDir, name), unix.MNT_DETACH)
 			_ = os.Remove(filepath.Join(NetnsDir, name))
 		}
-		rc <- result{h, err}
+		rc <- result{h, err, ierr}
 	}()
 	r := <-rc
 	if r.err != nil {
 		return netns.None(), fmt.Errorf("create network namespace %s: %w", name, r.err)
 	}
-	return r.h, nil
+	// The namespace exists (mounted) even when inside failed: the caller
+	// removes it by name.
+	return r.h, r.ierr
 }
 
 // openNamedNS opens an existing named namespace.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -68,56 +69,75 @@ func (l *Lab) Up(kind string) (err error) {
 			_ = l.Down()
 		}
 	}()
-	for _, n := range l.Nodes() {
-		closing.RLock()
-		if isClosing {
-			closing.RUnlock()
-			return ErrShuttingDown
-		}
-		h, err := createNamedNS(n.NSName)
-		closing.RUnlock()
-		if err != nil {
-			return err
-		}
-		n.mu.Lock()
-		n.ns = h
-		n.mu.Unlock()
-		if err := n.configure(); err != nil {
-			return err
-		}
-	}
-	if err := l.connect(l.Client, ClientIP, RouterClientIP, clientNet); err != nil {
+	// The namespaces are independent, and making one is mostly the
+	// kernel setting up its per-namespace state: make all three at once.
+	if err := parallel(l.Client.create, l.Router.create, l.Server.create); err != nil {
 		return err
 	}
-	if err := l.connect(l.Server, ServerIP, RouterServerIP, serverNet); err != nil {
+	// The two pairs share only the router's handle, which serializes its
+	// own requests.
+	if err := parallel(
+		func() error { return l.connect(l.Client, ClientIP, RouterClientIP, clientNet) },
+		func() error { return l.connect(l.Server, ServerIP, RouterServerIP, serverNet) },
+	); err != nil {
 		return err
 	}
 	return markReady(l.ID)
 }
 
-// configure writes the node's sysctls and brings loopback up.
-func (n *Node) configure() error {
-	if err := n.Do(func() error {
+// parallel runs the functions concurrently and joins their errors.
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// loopback is every namespace's lo: the kernel always gives it index 1
+// (LOOPBACK_IFINDEX), so it needs no lookup.
+var loopback = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "lo", Index: 1}}
+
+// create makes the node's namespace and, on the thread that made it and is
+// still inside, writes the node's sysctls, opens its netlink handle and
+// brings loopback up.
+func (n *Node) create() error {
+	closing.RLock()
+	defer closing.RUnlock()
+	if isClosing {
+		return ErrShuttingDown
+	}
+	var h *netlink.Handle
+	ns, err := createNamedNS(n.NSName, func() error {
 		for _, s := range nodeSysctls(n.Role) {
 			if err := writeSysctl(s.k, s.v); err != nil {
 				return fmt.Errorf("configure %s: %w", n.NSName, err)
 			}
 		}
+		var err error
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("open netlink in %s: %w", n.NSName, err)
+		}
+		if err := h.LinkSetUp(loopback); err != nil {
+			return fmt.Errorf("set lo up in %s: %w", n.NSName, err)
+		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
+		if h != nil {
+			h.Close()
+		}
 		return err
 	}
-	h, err := n.handle()
-	if err != nil {
-		return err
-	}
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("find lo in %s: %w", n.NSName, err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("set lo up in %s: %w", n.NSName, err)
-	}
+	n.mu.Lock()
+	n.ns, n.h = ns, h
+	n.mu.Unlock()
 	return nil
 }
 
@@ -140,11 +160,15 @@ func (l *Lab) connect(other *Node, otherIP, routerIP net.IP, mask net.IPMask) er
 	}
 	rName, oName := LinkName(l.ID, r.Role, other.Role), LinkName(l.ID, other.Role, r.Role)
 	rMAC, oMAC := MAC(l.ID, r.Role, other.Role), MAC(l.ID, other.Role, r.Role)
+	// One queue each way: a lab carries a flow or two, and every queue is
+	// more objects the kernel registers while it holds the RTNL lock.
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: rName, HardwareAddr: rMAC},
+		LinkAttrs:        netlink.LinkAttrs{Name: rName, HardwareAddr: rMAC, NumTxQueues: 1, NumRxQueues: 1},
 		PeerName:         oName,
 		PeerHardwareAddr: oMAC,
 		PeerNamespace:    netlink.NsFd(int(ons)),
+		PeerNumTxQueues:  1,
+		PeerNumRxQueues:  1,
 	}
 	if err := rh.LinkAdd(veth); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
@@ -261,20 +285,7 @@ func (l *Lab) Reconnect(role string) error {
 // lab's sysctls and loopback up. The caller has deleted the old one.
 func (n *Node) Recreate() error {
 	n.release()
-	closing.RLock()
-	if isClosing {
-		closing.RUnlock()
-		return ErrShuttingDown
-	}
-	h, err := createNamedNS(n.NSName)
-	closing.RUnlock()
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	n.ns = h
-	n.mu.Unlock()
-	return n.configure()
+	return n.create()
 }
 
 // Delete unmounts the node's namespace, after closing what tcplab held in
