@@ -137,6 +137,8 @@ type Config struct {
 	Grace time.Duration
 	// Port is the server's port.
 	Port int
+	// BYO, if set, runs the cases with the user's own programs.
+	BYO *BYO
 	// NoCapture runs without packet capture: no timeline of packets, no
 	// packet checks in the verdict, no pcap files.
 	NoCapture bool

@@ -44,6 +44,10 @@ type Result struct {
 	PacketChecks []PacketCheckResult `json:"packet_checks"`
 	// Captures holds the raw frames per capture point, for pcap files.
 	Captures map[string][]capture.Packet `json:"-"`
+	// ClientProgram and ServerProgram report the user's own programs
+	// (run --client-cmd, --server-cmd).
+	ClientProgram *Program `json:"client_program,omitempty"`
+	ServerProgram *Program `json:"server_program,omitempty"`
 	// faultAt is when the first fault was injected.
 	faultAt time.Time
 	// Mismatches says what differs from the Linux expectation.
@@ -134,6 +138,10 @@ func (r *Run) result(err error) Result {
 	}
 	if err != nil {
 		res.Verdict, res.Error = Error, err.Error()
+		return res
+	}
+	if r.byo {
+		res.Verdict = Observed
 		return res
 	}
 	res.Mismatches = compare(res.Expected.Calls, res.Events, true)

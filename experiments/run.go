@@ -28,6 +28,7 @@ type Run struct {
 	events []Event
 	marks  []Mark
 
+	byo    bool // the user's programs: observed, not judged
 	caps   *captures
 	raw    map[string][]capture.Packet
 	capErr error
@@ -125,18 +126,24 @@ func (r *Run) Killed(p *Peer, syscall string) error {
 // RunCase builds a fresh lab, runs the case on it, tears the lab down and
 // returns the result. It never prints.
 func RunCase(c *Case, cfg Config) Result {
+	if cfg.BYO != nil {
+		return RunBYO(c, cfg, *cfg.BYO)
+	}
 	cfg = cfg.withDefaults()
 	began := time.Now()
 	r := &Run{Case: c, Cfg: cfg, Settings: c.Settings(cfg), start: began}
 	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
-	err := r.execute()
+	err := r.execute(true, true, func() error { return r.Case.Steps(r) }, nil)
 	res := r.result(err)
 	res.WallMS = ms(time.Since(began))
 	res.OverheadMS = res.WallMS - res.FloorMS
 	return res
 }
 
-func (r *Run) execute() (err error) {
+// execute builds the lab, sets the knobs, starts the captures and the
+// built-in agents wanted, and runs body; stop, if set, ends what body
+// started before the lab is torn down.
+func (r *Run) execute(withClient, withServer bool, body func() error, stop func()) (err error) {
 	var lab *topology.Lab
 	for range 5 {
 		lab, err = topology.New(NewLabID())
@@ -152,6 +159,9 @@ func (r *Run) execute() (err error) {
 	}
 	r.Lab = lab
 	defer func() {
+		if stop != nil {
+			stop()
+		}
 		// Packet sockets hold their namespaces: stop before Down.
 		r.raw, r.capErr = r.stopCaptures()
 		if r.Client != nil {
@@ -179,16 +189,26 @@ func (r *Run) execute() (err error) {
 	var cerr, serr error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); r.Client, cerr = StartPeer(lab.Client) }()
-	go func() { defer wg.Done(); r.Server, serr = StartPeer(lab.Server) }()
+	go func() {
+		defer wg.Done()
+		if withClient {
+			r.Client, cerr = StartPeer(lab.Client)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if withServer {
+			r.Server, serr = StartPeer(lab.Server)
+		}
+	}()
 	wg.Wait()
 	if err := errors.Join(cerr, serr); err != nil {
 		return err
 	}
-	stop := r.progress()
-	defer stop()
+	endProgress := r.progress()
+	defer endProgress()
 	r.start = time.Now()
-	return r.Case.Steps(r)
+	return body()
 }
 
 // progress calls Config.Progress periodically until stopped.

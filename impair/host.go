@@ -212,3 +212,52 @@ func waitPidfd(fd int, timeout time.Duration) (bool, error) {
 		return n > 0, nil
 	}
 }
+
+// ShutdownNode shuts a host down as init does: SIGTERM to every process in
+// the node, up to grace for them to exit, then SIGKILL to those left.
+func ShutdownNode(n *topology.Node, grace time.Duration) (ShutdownTimes, error) {
+	var st ShutdownTimes
+	pids, err := n.Processes()
+	if err != nil {
+		return st, err
+	}
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, pid := range pids {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	st.Term = time.Now()
+	for _, fd := range fds {
+		_ = unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0)
+	}
+	deadline := st.Term.Add(grace)
+	var left []int
+	for _, fd := range fds {
+		exited, err := waitPidfd(fd, max(time.Until(deadline), 0))
+		if err != nil {
+			return st, err
+		}
+		if !exited {
+			left = append(left, fd)
+		}
+	}
+	if len(left) > 0 {
+		st.Kill = time.Now()
+		for _, fd := range left {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		}
+		for _, fd := range left {
+			if exited, err := waitPidfd(fd, 10*time.Second); err != nil || !exited {
+				return st, fmt.Errorf("shutdown %s: a process survived SIGKILL (%v)", n.NSName, err)
+			}
+		}
+	}
+	st.Exit = time.Now()
+	return st, nil
+}

@@ -63,7 +63,17 @@ func Text(w io.Writer, r experiments.Result) {
 	if r.Why != "" {
 		field(w, "why", r.Why)
 	}
+	for _, pr := range []struct {
+		label string
+		p     *experiments.Program
+	}{{"client", r.ClientProgram}, {"server", r.ServerProgram}} {
+		if pr.p != nil {
+			programText(w, pr.label, pr.p)
+		}
+	}
 	switch r.Verdict {
+	case experiments.Observed:
+		p("verdict   OBSERVED: your programs ran under the fault; there is no declared\n          expectation for them, only what they did\n")
 	case experiments.Match:
 		p("verdict   MATCH: this kernel did as the Linux expectation declares")
 	case experiments.Mismatch:
@@ -180,6 +190,16 @@ func decisive(r experiments.Result) (textbook, observed string) {
 			break
 		}
 	}
+	if pr := r.ClientProgram; pr != nil {
+		switch {
+		case pr.TimedOut:
+			observed = "client timed out"
+		case pr.Signal != "":
+			observed = "client " + pr.Signal
+		case pr.Exit != nil:
+			observed = fmt.Sprintf("client exit %d", *pr.Exit)
+		}
+	}
 	if r.Verdict == experiments.Error {
 		observed = "(error)"
 	}
@@ -257,3 +277,23 @@ func SummaryTable(w io.Writer, sums []Summary) {
 }
 
 func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+
+// programText reports what one of the user's programs did.
+func programText(w io.Writer, label string, pr *experiments.Program) {
+	status := "still running when the lab was removed"
+	switch {
+	case pr.TimedOut:
+		status = "stopped: still running after --client-timeout"
+	case pr.Signal != "":
+		status = "killed by " + pr.Signal
+	case pr.Exit != nil:
+		status = fmt.Sprintf("exited with status %d", *pr.Exit)
+	}
+	if pr.AfterFaultMS != nil {
+		status += fmt.Sprintf(", %s after the fault", shortDur(msDur(*pr.AfterFaultMS)))
+	}
+	field(w, label, fmt.Sprintf("`%s`: %s", pr.Cmd, status))
+	for _, l := range pr.StderrTail {
+		fmt.Fprintf(w, "%-9s | %s\n", "", l)
+	}
+}
