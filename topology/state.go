@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StateDir holds one state file per lab, readable only by root. The file is
@@ -66,65 +70,159 @@ func ParseState(b []byte) (State, error) {
 	return s, nil
 }
 
-// ReadState reads the state of lab id.
+// ErrBadState reports a state file that exists but cannot be trusted:
+// truncated, not JSON, naming another lab, not a regular file.
+var ErrBadState = errors.New("corrupt state file")
+
+// maxStateSize bounds what is read of a state file: a real one is about 150
+// bytes.
+const maxStateSize = 4096
+
+// ReadState reads the state of lab id. A missing file gives ErrNoLab, one
+// that cannot be parsed ErrBadState.
 func ReadState(id string) (State, error) {
 	if err := ValidateID(id); err != nil {
 		return State{}, err
 	}
-	b, err := os.ReadFile(statePath(id))
+	b, err := readStateFile(statePath(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return State{}, fmt.Errorf("lab %q: %w", id, ErrNoLab)
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("read state of lab %q: %w", id, err)
+		return State{}, fmt.Errorf("lab %q: %w: %w", id, ErrBadState, err)
 	}
 	s, err := ParseState(b)
 	if err != nil {
-		return State{}, fmt.Errorf("lab %q: state file %s: %w", id, statePath(id), err)
+		return State{}, fmt.Errorf("lab %q: %w: %s: %w", id, ErrBadState, statePath(id), err)
 	}
 	if s.ID != id {
-		return State{}, fmt.Errorf("lab %q: state file %s names lab %q", id, statePath(id), s.ID)
+		return State{}, fmt.Errorf("lab %q: %w: %s names lab %q", id, ErrBadState, statePath(id), s.ID)
 	}
 	return s, nil
 }
 
-// writeState claims lab id: creating the file with O_EXCL is what makes two
-// processes asking for the same name fail cleanly.
+// readStateFile reads a state file without following a symbolic link,
+// blocking on a FIFO or reading a device: only a small regular file is a
+// state file.
+func readStateFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP {
+		return nil, fmt.Errorf("%s is a symbolic link", path)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxStateSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxStateSize)
+	}
+	return b, nil
+}
+
+// owned is the labs this process has claimed and not yet removed: what
+// Shutdown removes. Guarded by ownedMu; entries are added under closing.
+var (
+	ownedMu sync.Mutex
+	owned   = map[string]bool{}
+)
+
+// tmpSeq makes the names of temporary state files unique in the process.
+var tmpSeq atomic.Uint64
+
+// tmpStatePath is a name for a state file being written: hidden, so that
+// Labs does not see it, and carrying the writer's pid, so that Clean can
+// tell one left by a killed process.
+func tmpStatePath(id string) string {
+	return filepath.Join(StateDir, fmt.Sprintf(".%s.%d.%d.tmp", id, os.Getpid(), tmpSeq.Add(1)))
+}
+
+// writeTemp writes s to a fresh temporary file and returns its name.
+func writeTemp(s State) (string, error) {
+	b, _ := json.Marshal(s)
+	tmp := tmpStatePath(s.ID)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, werr := f.Write(append(b, '\n'))
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// writeState claims lab id. The state is written to a temporary file and
+// linked into place: link(2) fails if the name exists, which is what makes
+// two processes asking for the same name fail cleanly, and a reader never
+// sees a half-written file. Once Shutdown has begun, no lab is claimed.
 func writeState(id, kind string) error {
+	closing.RLock()
+	defer closing.RUnlock()
+	if isClosing {
+		return ErrShuttingDown
+	}
 	if err := os.MkdirAll(StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
 	if err := os.Chmod(StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state directory: %w", err)
 	}
-	f, err := os.OpenFile(statePath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	start, _ := procStart(os.Getpid())
+	tmp, err := writeTemp(State{ID: id, Kind: kind, PID: os.Getpid(), PIDStart: start, Created: time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("write state of lab %q: %w", id, err)
+	}
+	err = os.Link(tmp, statePath(id))
+	os.Remove(tmp)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("lab %q: %w", id, ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("create state of lab %q: %w", id, err)
 	}
-	start, _ := procStart(os.Getpid())
-	s := State{ID: id, Kind: kind, PID: os.Getpid(), PIDStart: start, Created: time.Now().UTC()}
-	b, _ := json.Marshal(s)
-	_, werr := f.Write(append(b, '\n'))
-	cerr := f.Close()
-	if werr != nil || cerr != nil {
+	// The state file is written before the first namespace and removed
+	// after the last, so namespaces without one were left by a killed
+	// tcplab: they are not this lab's to take over or remove.
+	if Exists(id) {
 		os.Remove(statePath(id))
-		return fmt.Errorf("write state of lab %q: %w", id, errors.Join(werr, cerr))
+		return fmt.Errorf("lab %q: %w: its namespaces were left by a killed tcplab (`tcplab clean` removes them)", id, ErrExists)
 	}
+	ownedMu.Lock()
+	owned[id] = true
+	ownedMu.Unlock()
 	return nil
 }
 
+// markReady records that the lab is complete. Like writeState it does
+// nothing once Shutdown has begun, so it cannot bring back a state file
+// Shutdown removed.
 func markReady(id string) error {
+	closing.RLock()
+	defer closing.RUnlock()
+	if isClosing {
+		return ErrShuttingDown
+	}
 	s, err := ReadState(id)
 	if err != nil {
 		return err
 	}
 	s.Ready = true
-	b, _ := json.Marshal(s)
-	tmp := statePath(id) + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	tmp, err := writeTemp(s)
+	if err != nil {
 		return fmt.Errorf("update state of lab %q: %w", id, err)
 	}
 	if err := os.Rename(tmp, statePath(id)); err != nil {
@@ -135,11 +233,48 @@ func markReady(id string) error {
 }
 
 func removeState(id string) error {
-	os.Remove(statePath(id) + ".tmp")
 	if err := os.Remove(statePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove state of lab %q: %w", id, err)
 	}
+	ownedMu.Lock()
+	delete(owned, id)
+	ownedMu.Unlock()
 	return nil
+}
+
+// removeStaleTemps removes temporary state files whose writer is gone (it
+// was killed between writing and linking or renaming one).
+func removeStaleTemps() error {
+	ents, err := os.ReadDir(StateDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("list state files: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, ".")
+		if !ok || !strings.HasSuffix(rest, ".tmp") {
+			continue
+		}
+		f := strings.Split(strings.TrimSuffix(rest, ".tmp"), ".")
+		if len(f) != 3 || ValidateID(f[0]) != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(f[1])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // its writer may still be at work
+		}
+		if err := os.Remove(filepath.Join(StateDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // procStart returns a process's start time (clock ticks after boot), which
@@ -228,41 +363,76 @@ func Open(id string) (*Lab, State, error) {
 	return l, s, nil
 }
 
+// Removed is a lab Clean removed.
+type Removed struct {
+	ID string
+	// BadState is why the lab's state file could not be read, if it
+	// could not: the lab was removed with whatever it named.
+	BadState error
+}
+
 // Clean removes every lab whose owner is gone: labs of dead `run`
-// processes, half-made labs, and namespaces without a state file. Labs left
-// by `tcplab up` stay unless all is set. A state file that cannot be parsed
-// is treated as a leftover: it is removed with whatever it names.
+// processes, half-made labs, namespaces without a state file, state files
+// whose namespaces are all gone, and temporary state files of killed
+// processes. Labs left by `tcplab up` stay unless all is set; a lab that a
+// live process is still building or running stays in any case. A state
+// file that cannot be parsed is treated as a leftover: it is removed with
+// whatever it names.
 func Clean(all bool) (removed []string, err error) {
+	rs, err := CleanLabs(all)
+	for _, r := range rs {
+		removed = append(removed, r.ID)
+	}
+	return removed, err
+}
+
+// CleanLabs is Clean, saying for each lab removed whether its state file
+// was corrupt.
+func CleanLabs(all bool) ([]Removed, error) {
 	ids, err := Labs()
 	if err != nil {
 		return nil, err
 	}
+	var removed []Removed
 	var errs []error
 	for _, id := range ids {
 		s, serr := ReadState(id)
-		if serr == nil {
-			if s.Kind == KindUp && s.Ready && !all {
+		var bad error
+		switch {
+		case serr == nil:
+			if s.OwnerAlive() && (!s.Ready || s.Kind == KindRun) {
+				continue // being built, or in use by the tcplab that made it
+			}
+			if s.Kind == KindUp && s.Ready && !all && Exists(id) {
 				continue
 			}
-			if s.OwnerAlive() && s.Kind == KindRun {
-				continue
+		case errors.Is(serr, ErrNoLab):
+			if !Exists(id) {
+				continue // removed by its owner meanwhile
 			}
-			if s.OwnerAlive() && !s.Ready && !all {
-				continue // still being built
-			}
+		case errors.Is(serr, ErrBadState):
+			bad = serr
+		default:
+			errs = append(errs, serr)
+			continue
 		}
 		l, _ := New(id)
 		if err := l.Down(); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, id)
+		removed = append(removed, Removed{ID: id, BadState: bad})
+	}
+	if err := removeStaleTemps(); err != nil {
+		errs = append(errs, err)
 	}
 	return removed, errors.Join(errs...)
 }
 
-// closing guards lab creation against a concurrent Shutdown: Up holds it
-// for reading while it creates namespaces, Shutdown takes it for writing.
+// closing guards lab creation against a concurrent Shutdown: claiming a
+// lab, making a namespace, marking a lab ready and starting a process in it
+// hold it for reading, Shutdown takes it for writing. Once Shutdown has it,
+// nothing new is made, so what it removes stays removed.
 var (
 	closing   sync.RWMutex
 	isClosing bool
@@ -272,25 +442,36 @@ var (
 var ErrShuttingDown = errors.New("tcplab is shutting down")
 
 // Shutdown stops new labs from being made and removes every lab this
-// process owns. It is what an interrupt runs; it is safe to call twice.
+// process claimed and has not removed yet, whether made for a run or by
+// `tcplab up`, complete or half-built. It is what an interrupt runs; it is
+// safe to call twice, and while other goroutines are building or removing
+// labs.
 func Shutdown() error {
 	closing.Lock()
 	isClosing = true
 	closing.Unlock()
-	ids, err := Labs()
-	if err != nil {
-		return err
+	ownedMu.Lock()
+	ids := make([]string, 0, len(owned))
+	for id := range owned {
+		ids = append(ids, id)
 	}
+	ownedMu.Unlock()
+	sort.Strings(ids)
 	var errs []error
 	for _, id := range ids {
-		s, err := ReadState(id)
-		if err != nil || s.PID != os.Getpid() || s.Kind != KindRun {
-			continue
-		}
 		l, _ := New(id)
-		errs = append(errs, l.Down())
+		if err := l.Down(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// ShuttingDown reports whether Shutdown has begun.
+func ShuttingDown() bool {
+	closing.RLock()
+	defer closing.RUnlock()
+	return isClosing
 }
 
 // NodeExists reports whether the namespace of node role of lab id exists.

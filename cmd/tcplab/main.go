@@ -82,9 +82,18 @@ func run(args []string) int {
 	return exitUsage
 }
 
-func usageError(err error) error { return cli.Exit(err.Error(), exitUsage) }
+// usageError and usagef make the one-line errors of exit status 2.
+func usageError(err error) error { return cli.Exit(oneLine(err.Error()), exitUsage) }
 
-func usagef(format string, a ...any) error { return cli.Exit(fmt.Sprintf(format, a...), exitUsage) }
+func usagef(format string, a ...any) error {
+	return cli.Exit(oneLine(fmt.Sprintf(format, a...)), exitUsage)
+}
+
+// oneLine joins the lines of a message (errors.Join puts each error on its
+// own): an error is one line on stderr.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
 
 // needRoot is the Before of every verb that touches namespaces.
 func needRoot(*cli.Context) error {

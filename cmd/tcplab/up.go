@@ -22,7 +22,7 @@ func upCommand() *cli.Command {
 				return usagef("up takes no arguments (did you mean --name %s?)", c.Args().First())
 			}
 			name := c.String("name")
-			if name == "" {
+			if name == "" && !c.IsSet("name") {
 				name = experiments.NewLabID()
 			}
 			if err := topology.ValidateID(name); err != nil {
@@ -36,11 +36,18 @@ func upCommand() *cli.Command {
 			defer stop()
 			if err := l.Up(topology.KindUp); err != nil {
 				if errors.Is(err, topology.ErrExists) {
+					_, serr := topology.ReadState(name)
+					switch {
+					case errors.Is(serr, topology.ErrBadState):
+						return usagef("lab %q already exists, with a corrupt state file; pick another --name or remove it with `tcplab down %s`", name, name)
+					case errors.Is(serr, topology.ErrNoLab):
+						return usagef("namespaces of a lab %q were left by a killed tcplab; `tcplab clean` removes them, or pick another --name", name)
+					}
 					return usagef("lab %q already exists; pick another --name or remove it with `tcplab down %s`", name, name)
 				}
 				return usageError(fmt.Errorf("build lab %s: %w", name, err))
 			}
-			printLab(c.App.Writer, name)
+			_ = printLab(c.App.Writer, name)
 			return nil
 		},
 	}
