@@ -161,9 +161,10 @@ func (l *Lab) connect(other *Node, otherIP, routerIP net.IP, mask net.IPMask) er
 	rName, oName := LinkName(l.ID, r.Role, other.Role), LinkName(l.ID, other.Role, r.Role)
 	rMAC, oMAC := MAC(l.ID, r.Role, other.Role), MAC(l.ID, other.Role, r.Role)
 	// One queue each way: a lab carries a flow or two, and every queue is
-	// more objects the kernel registers while it holds the RTNL lock.
+	// more objects the kernel registers while it holds the RTNL lock. The
+	// router's end is created up; the carrier comes when the peer is.
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: rName, HardwareAddr: rMAC, NumTxQueues: 1, NumRxQueues: 1},
+		LinkAttrs:        netlink.LinkAttrs{Name: rName, HardwareAddr: rMAC, Flags: net.FlagUp, NumTxQueues: 1, NumRxQueues: 1},
 		PeerName:         oName,
 		PeerHardwareAddr: oMAC,
 		PeerNamespace:    netlink.NsFd(int(ons)),
@@ -188,10 +189,11 @@ func (l *Lab) connect(other *Node, otherIP, routerIP net.IP, mask net.IPMask) er
 		what string
 		do   func() error
 	}{
+		// Up first: the kernel's link-watch work (below) then runs while
+		// the rest is configured.
+		{"set up " + oName, func() error { return oh.LinkSetUp(ol) }},
 		{"address " + rName, func() error { return rh.AddrAdd(rl, &netlink.Addr{IPNet: &net.IPNet{IP: routerIP, Mask: mask}}) }},
 		{"address " + oName, func() error { return oh.AddrAdd(ol, &netlink.Addr{IPNet: &net.IPNet{IP: otherIP, Mask: mask}}) }},
-		{"set up " + rName, func() error { return rh.LinkSetUp(rl) }},
-		{"set up " + oName, func() error { return oh.LinkSetUp(ol) }},
 		// Permanent neighbour entries: no ARP delay before the first
 		// packet, and a crashed host stays silent. With a dynamic entry the
 		// router would, a few seconds after the host's link died, fail to
