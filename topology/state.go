@@ -119,7 +119,18 @@ func readStateFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
+		kind := "not a regular file"
+		switch t := st.Mode().Type(); {
+		case t&os.ModeDir != 0:
+			kind = "a directory"
+		case t&os.ModeNamedPipe != 0:
+			kind = "a FIFO"
+		case t&os.ModeSocket != 0:
+			kind = "a socket"
+		case t&os.ModeDevice != 0:
+			kind = "a device"
+		}
+		return nil, fmt.Errorf("%s is %s, not a state file", path, kind)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
 	if err != nil {

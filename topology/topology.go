@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -55,11 +56,21 @@ func ValidateID(id string) error {
 	case id == "":
 		return errors.New("lab name is empty")
 	case len(id) > MaxIDLen:
-		return fmt.Errorf("lab name %q is %d characters; at most %d fit in an interface name", id, len(id), MaxIDLen)
+		return fmt.Errorf("lab name %s is %d characters; at most %d fit in an interface name", quoteShort(id), len(id), MaxIDLen)
 	case !idRE.MatchString(id):
-		return fmt.Errorf("lab name %q: use lower-case letters, digits and '-', starting with a letter or digit", id)
+		return fmt.Errorf("lab name %s: use lower-case letters, digits and '-', starting with a letter or digit", quoteShort(id))
 	}
 	return nil
+}
+
+// quoteShort quotes a name for an error message, cut short if it is long:
+// the message stays one readable line whatever the name.
+func quoteShort(s string) string {
+	const max = 24
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:max]) + "..."
 }
 
 // NSName is the namespace name of a node of lab id.
