@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -295,17 +296,26 @@ func procStart(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The command name may contain spaces and parentheses: fields start
-	// after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
+	return ParseStatStart(b)
+}
+
+// ParseStatStart returns the start time, field 22, of a /proc/PID/stat
+// line. The command name, field 2, is whatever the process chose, spaces
+// and parentheses included: fields are counted after the last ')'.
+func ParseStatStart(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("malformed stat")
+		return 0, errors.New("malformed stat: no command name")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, errors.New("malformed stat")
+		return 0, errors.New("malformed stat: too few fields")
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed stat: start time: %w", err)
+	}
+	return v, nil
 }
 
 // OwnerAlive reports whether the process that made the lab still runs.

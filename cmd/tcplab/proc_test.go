@@ -51,6 +51,8 @@ type proc struct {
 	lines  chan string // stderr, line by line
 	done   chan struct{}
 	err    error
+	began  time.Time
+	ended  time.Time // when it exited
 }
 
 // startTcplab starts the test binary as the tcplab CLI, in its own process
@@ -72,6 +74,7 @@ func startTcplab(t testing.TB, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.began = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start tcplab %v: %v", args, err)
 	}
@@ -90,6 +93,7 @@ func startTcplab(t testing.TB, args ...string) *proc {
 	go func() {
 		<-read
 		p.err = p.cmd.Wait()
+		p.ended = time.Now()
 		close(p.done)
 	}()
 	t.Cleanup(func() {
