@@ -47,6 +47,7 @@ func newApp() *cli.App {
 			upCommand(),
 			statusCommand(),
 			execCommand(),
+			faultCommand(),
 			downCommand(),
 			cleanCommand(),
 		},
