@@ -113,7 +113,7 @@ func TestDocsInSync(t *testing.T) {
 }
 
 func TestHelpOnEveryVerb(t *testing.T) {
-	for _, verb := range []string{"list", "run", "up", "status", "exec", "down", "clean"} {
+	for _, verb := range []string{"list", "run", "up", "status", "exec", "fault", "down", "clean"} {
 		o := tcplab(t, "", verb, "--help")
 		if o.code != 0 || !strings.Contains(o.stdout, "USAGE") {
 			t.Errorf("%s --help: %+v", verb, o)
