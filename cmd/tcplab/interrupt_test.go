@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -173,5 +174,69 @@ func TestInterruptUp(t *testing.T) {
 				return
 			}
 		})
+	}
+}
+
+// TestOutputClosed: `tcplab run ... | head` ends the run when head exits:
+// the next report written to the closed pipe raises SIGPIPE. tcplab then
+// removes its labs, the one still running a case included, and exits 141,
+// instead of dying of the signal and leaving them behind.
+func TestOutputClosed(t *testing.T) {
+	labtest.Privileged(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the reader is gone before anything is written
+	cmd := exec.Command(exe, "run", "--parallel", "2", "connect-refused", "connect-timeout")
+	cmd.Args[0] = "tcplab"
+	cmd.Env = append(os.Environ(), cliEnv+"=1")
+	cmd.Stdout = w
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	// Collect the labs it makes, with their namespaces, until it ends.
+	labs := map[string]map[string]uint64{}
+	var werr error
+	for done := false; !done; {
+		select {
+		case werr = <-waited:
+			done = true
+		case <-time.After(200 * time.Microsecond):
+		}
+		ents, _ := os.ReadDir(topology.StateDir)
+		for _, e := range ents {
+			id, ok := strings.CutSuffix(e.Name(), ".json")
+			if !ok {
+				continue
+			}
+			if s, err := topology.ReadState(id); err == nil && s.PID == cmd.Process.Pid {
+				if ino := labInodes(id); len(ino) > len(labs[id]) {
+					labs[id] = ino
+				}
+			}
+		}
+	}
+	code := 0
+	if ee, ok := werr.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 141 {
+		t.Errorf("exit status %d (%v), want 141; stderr:\n%s", code, werr, stderr.String())
+	}
+	if len(labs) == 0 {
+		t.Error("no lab of the run was seen")
+	}
+	for id, ino := range labs {
+		noLeftovers(t, id, ino)
 	}
 }

@@ -176,15 +176,16 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// onInterrupt tears down this process's labs on SIGINT, SIGTERM or SIGHUP
-// and exits 128 plus the signal's number (130, 143, 129), however far the
+// onInterrupt tears down this process's labs on SIGINT, SIGTERM or SIGHUP,
+// or on SIGPIPE once standard output is gone (`tcplab run all | head`), and
+// exits 128 plus the signal's number (130, 143, 129, 141), however far the
 // labs got (topology.Shutdown). Further signals during the teardown are
 // absorbed, so a second Ctrl-C cannot leave a half-removed lab. Once a
 // signal has been taken, stop does not return: the exit is the signal's. A
 // signal tcplab was started with ignored (nohup, `cmd &` in a script) stays
 // ignored.
 func onInterrupt() (stop func()) {
-	sigs := notIgnored(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	sigs := notIgnored(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	if len(sigs) == 0 {
 		return func() {}
 	}
@@ -193,17 +194,25 @@ func onInterrupt() (stop func()) {
 	var st interruptState
 	done := make(chan struct{})
 	go func() {
-		select {
-		case s := <-ch:
-			if !st.take() {
-				return // the run is over
+		for {
+			select {
+			case s := <-ch:
+				// A write to an agent that has died raises SIGPIPE too:
+				// only a reader of the output going away ends the run.
+				if s == syscall.SIGPIPE && !outputGone() {
+					continue
+				}
+				if !st.take() {
+					return // the run is over
+				}
+				fmt.Fprintf(os.Stderr, "\ntcplab: %v: removing the lab...\n", s)
+				if err := topology.Shutdown(); err != nil {
+					fmt.Fprintln(os.Stderr, "tcplab: "+oneLine(err.Error()))
+				}
+				os.Exit(signalStatus(s))
+			case <-done:
+				return
 			}
-			fmt.Fprintf(os.Stderr, "\ntcplab: %v: removing the lab...\n", s)
-			if err := topology.Shutdown(); err != nil {
-				fmt.Fprintln(os.Stderr, "tcplab: "+oneLine(err.Error()))
-			}
-			os.Exit(signalStatus(s))
-		case <-done:
 		}
 	}()
 	return func() {

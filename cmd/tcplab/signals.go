@@ -6,6 +6,8 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // signalStatus is the exit status after a signal: 128 plus its number, as
@@ -27,6 +29,14 @@ func notIgnored(sigs ...os.Signal) []os.Signal {
 		}
 	}
 	return out
+}
+
+// outputGone reports whether standard output has lost its reader: a pipe
+// or socket whose other end is closed polls as an error or hang-up.
+func outputGone() bool {
+	p := []unix.PollFd{{Fd: 1}}
+	n, err := unix.Poll(p, 0)
+	return err == nil && n > 0 && p[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0
 }
 
 // interruptState settles the race between a signal and the end of the
