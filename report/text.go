@@ -11,8 +11,11 @@ import (
 	"github.com/tcplab/tcplab/experiments"
 )
 
-// Text writes the readable report of one case run.
-func Text(w io.Writer, r experiments.Result) {
+// Text writes the readable report of one case run, without colour.
+func Text(w io.Writer, r experiments.Result) { TextWith(w, r, TextOptions{}) }
+
+// TextWith writes the readable report of one case run.
+func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	title := fmt.Sprintf("== %s: %s ", r.Case, r.Title)
 	p("%s%s\n", title, strings.Repeat("=", max(0, 78-len([]rune(title)))))
@@ -34,11 +37,10 @@ func Text(w io.Writer, r experiments.Result) {
 		p("  %s\n", l)
 	}
 	if len(r.Timeline) > 0 {
-		p("timeline  ms since the start: calls, faults (*), and the packets on the\n")
-		p("          router's client side (c-side) and, where it kept them, server side\n")
-		for _, l := range textTimeline(r) {
-			p("%s\n", l)
-		}
+		p("ladder    ms since the start; each packet is an arrow from its sender: ┼ the\n")
+		p("          router forwarded it, X it did not; * a fault or signal, · a note;\n")
+		p("          ├ ┤ a call and its result; ×N the same packet N times\n")
+		Ladder(w, r, o)
 	}
 	if len(r.PacketChecks) > 0 {
 		p("packets\n")

@@ -1,0 +1,96 @@
+package report
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tcplab/tcplab/experiments"
+)
+
+// recorded is a real run of every case (`tcplab run all --json`), so the
+// renderers are tested on what the lab produces, without a lab.
+const recorded = "testdata/run-all.json"
+
+// loadRun reads the recorded run. experiments.Window writes its bounds as
+// min_ms and max_ms but reads nothing back, so they are restored here.
+func loadRun(t testing.TB) Document {
+	t.Helper()
+	b, err := os.ReadFile(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Document
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", recorded, err)
+	}
+	type window struct {
+		Min int64 `json:"min_ms"`
+		Max int64 `json:"max_ms"`
+	}
+	type calls struct {
+		Calls []struct {
+			Within *window `json:"within"`
+		} `json:"calls"`
+	}
+	var raw struct {
+		Results []struct {
+			Textbook, Expected calls
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	restore := func(dst []experiments.Call, src calls) {
+		for i, c := range src.Calls {
+			if c.Within != nil && i < len(dst) && dst[i].Within != nil {
+				dst[i].Within.Min = time.Duration(c.Within.Min) * time.Millisecond
+				dst[i].Within.Max = time.Duration(c.Within.Max) * time.Millisecond
+			}
+		}
+	}
+	for i := range d.Results {
+		restore(d.Results[i].Textbook.Calls, raw.Results[i].Textbook)
+		restore(d.Results[i].Expected.Calls, raw.Results[i].Expected)
+	}
+	if len(d.Results) == 0 {
+		t.Fatalf("%s holds no results", recorded)
+	}
+	return d
+}
+
+// caseResult returns the recorded result of one case.
+func caseResult(t testing.TB, d Document, id string) experiments.Result {
+	t.Helper()
+	for _, r := range d.Results {
+		if r.Case == id {
+			return r
+		}
+	}
+	t.Fatalf("%s has no %s", recorded, id)
+	return experiments.Result{}
+}
+
+// wantArrows counts the packets a diagram must draw, from the timeline
+// itself: every packet the router received from the client or the server
+// on their side, and every packet the router sent itself; forwarded copies
+// and the client's own capture are the same packets.
+func wantArrows(r experiments.Result) (arrows, notForwarded int) {
+	for _, e := range r.Timeline {
+		p := e.Packet
+		if e.Kind != "packet" || p == nil || p.Proto == "arp" {
+			continue
+		}
+		own := map[string]string{experiments.PointRouterClient: "198.51.100.2", experiments.PointRouterServer: "203.0.113.2"}[p.Point]
+		router := map[string]string{experiments.PointRouterClient: "198.51.100.1", experiments.PointRouterServer: "203.0.113.1"}[p.Point]
+		if own == "" || (p.Src != own && p.Src != router) {
+			continue
+		}
+		arrows++
+		if p.Fate == "not forwarded" {
+			notForwarded++
+		}
+	}
+	return arrows, notForwarded
+}
