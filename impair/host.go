@@ -40,9 +40,13 @@ func LinkDown(lab *topology.Lab) error {
 	return setLink(lab, topology.Server, topology.Router, false)
 }
 
-// LinkUp sets the server's link to the router up again.
+// LinkUp sets the server's link to the router up again, and restores what
+// setting it down flushed: the server's neighbour entries and routes.
 func LinkUp(lab *topology.Lab) error {
-	return setLink(lab, topology.Server, topology.Router, true)
+	if err := setLink(lab, topology.Server, topology.Router, true); err != nil {
+		return err
+	}
+	return lab.Rewire(topology.Server)
 }
 
 // Crash makes the server host vanish without a word: its link goes down,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -57,6 +58,9 @@ func inNS(ns netns.NsHandle, fn func() error) error {
 func createNamedNS(name string, inside func() error) (netns.NsHandle, error) {
 	if hostNSErr != nil {
 		return netns.None(), fmt.Errorf("open host network namespace: %w", hostNSErr)
+	}
+	if err := prepareNetnsDir(); err != nil {
+		return netns.None(), err
 	}
 	type result struct {
 		h         netns.NsHandle
@@ -130,4 +134,35 @@ func nsInode(h netns.NsHandle) (uint64, error) {
 		return 0, err
 	}
 	return st.Ino, nil
+}
+
+// prepareOnce makes NetnsDir a shared mount point once per process.
+var prepareOnce struct {
+	sync.Once
+	err error
+}
+
+// prepareNetnsDir does what iproute2 does before its first namespace: make
+// /run/netns a mount point with shared propagation, bind-mounting it onto
+// itself if it is not one yet. Without this, a later `ip netns add` would
+// bind-mount the directory over itself, non-recursively, and hide every
+// lab namespace mounted there before, leaving files that can neither be
+// entered nor removed.
+func prepareNetnsDir() error {
+	prepareOnce.Do(func() {
+		if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
+			prepareOnce.err = fmt.Errorf("create %s: %w", NetnsDir, err)
+			return
+		}
+		err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == unix.EINVAL { // not a mount point yet
+			if err = unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+				err = unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+			}
+		}
+		if err != nil {
+			prepareOnce.err = fmt.Errorf("make %s a shared mount point: %w", NetnsDir, err)
+		}
+	})
+	return prepareOnce.err
 }

@@ -40,9 +40,44 @@ var (
 	RouterClientIP = net.IPv4(198, 51, 100, 1).To4()
 	RouterServerIP = net.IPv4(203, 0, 113, 1).To4()
 	ServerIP       = net.IPv4(203, 0, 113, 2).To4()
-	clientNet      = net.CIDRMask(24, 32)
-	serverNet      = net.CIDRMask(24, 32)
 )
+
+// IPv6 addresses come from the documentation prefix 2001:db8::/32 (RFC
+// 3849): the client side and the server side are distinct /64s.
+var (
+	ClientIP6       = net.ParseIP("2001:db8:c::2")
+	RouterClientIP6 = net.ParseIP("2001:db8:c::1")
+	RouterServerIP6 = net.ParseIP("2001:db8:5::1")
+	ServerIP6       = net.ParseIP("2001:db8:5::2")
+)
+
+// link addresses: a node's and the router's address on their shared link.
+type linkAddr struct {
+	node, router net.IP
+	bits         int
+}
+
+// addressing gives the addresses on the link between the router and node
+// role, IPv4 then IPv6.
+func addressing(role string) []linkAddr {
+	if role == Client {
+		return []linkAddr{{ClientIP, RouterClientIP, 24}, {ClientIP6, RouterClientIP6, 64}}
+	}
+	return []linkAddr{{ServerIP, RouterServerIP, 24}, {ServerIP6, RouterServerIP6, 64}}
+}
+
+// Family 4 or 6 selects a node's address of that family.
+func (n *Node) Addr(family int) net.IP {
+	switch {
+	case n.Role == Client && family == 6:
+		return ClientIP6
+	case n.Role == Server && family == 6:
+		return ServerIP6
+	case n.Role == Router && family == 6:
+		return RouterClientIP6
+	}
+	return n.IP()
+}
 
 // MaxIDLen keeps the longest link name, "tl-" + id + "-rs", within the
 // kernel's 15-byte interface name limit.

@@ -135,12 +135,20 @@ func newLab(t *testing.T) *topology.Lab {
 }
 
 // TestClientReachesServer: a TCP connection from the client namespace
-// reaches a listener in the server namespace, through the router.
+// reaches a listener in the server namespace, through the router, over
+// IPv4 and over IPv6.
 func TestClientReachesServer(t *testing.T) {
 	l := newLab(t)
+	t.Run("ipv6", func(t *testing.T) {
+		reach(t, l, "tcp6", "["+topology.ServerIP6.String()+"]:7001", topology.ClientIP6.String())
+	})
+	reach(t, l, "tcp4", topology.ServerIP.String()+":7000", topology.ClientIP.String())
+}
+
+func reach(t *testing.T, l *topology.Lab, network, addr, from string) {
 	var ln net.Listener
 	if err := l.Server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", topology.ServerIP.String()+":7000")
+		ln, err = net.Listen(network, addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -159,7 +167,7 @@ func TestClientReachesServer(t *testing.T) {
 	}()
 	var c net.Conn
 	if err := l.Client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp4", topology.ServerIP.String()+":7000", 5*time.Second)
+		c, err = net.DialTimeout(network, addr, 5*time.Second)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -168,7 +176,7 @@ func TestClientReachesServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if s := <-got; s != topology.ClientIP.String()+" hello" {
+	if s := <-got; s != from+" hello" {
 		t.Fatalf("server got %q", s)
 	}
 	// Only the router forwards; the client and server do not.

@@ -22,12 +22,22 @@ func nodeSysctls(role string) []kv {
 	if role == Router {
 		fwd = "1"
 	}
-	s := []kv{
-		// IPv4 only for now: no router solicitations, DAD or MLD reports
-		// cluttering captures.
-		{"net.ipv6.conf.all.disable_ipv6", "1"},
-		{"net.ipv6.conf.default.disable_ipv6", "1"},
-		{"net.ipv4.ip_forward", fwd},
+	s := []kv{{"net.ipv4.ip_forward", fwd}}
+	for _, scope := range []string{"all", "default"} {
+		p := "net.ipv6.conf." + scope + "."
+		s = append(s,
+			kv{p + "disable_ipv6", "0"},
+			kv{p + "forwarding", fwd},
+			// Addresses are usable at once: duplicate address detection
+			// would hold them "tentative" for a second or more, and no
+			// other host can claim them in a lab.
+			kv{p + "accept_dad", "0"},
+			kv{p + "accept_ra", "0"},
+			kv{p + "router_solicitations", "0"},
+			// A link set down and up again keeps its addresses, as IPv4's do.
+			kv{p + "keep_addr_on_down", "1"},
+			kv{p + "ignore_routes_with_linkdown", "0"},
+		)
 	}
 	for _, scope := range []string{"all", "default"} {
 		p := "net.ipv4.conf." + scope + "."
@@ -51,7 +61,8 @@ func nodeSysctls(role string) []kv {
 	if role == Router {
 		// The router answers every rejected packet: rate limiting would
 		// make the ICMP seen depend on how many came before.
-		s = append(s, kv{"net.ipv4.icmp_ratelimit", "0"}, kv{"net.ipv4.icmp_msgs_per_sec", "100000"})
+		s = append(s, kv{"net.ipv4.icmp_ratelimit", "0"}, kv{"net.ipv4.icmp_msgs_per_sec", "100000"},
+			kv{"net.ipv6.icmp.ratelimit", "0"})
 	}
 	return s
 }
@@ -77,8 +88,8 @@ func (l *Lab) Up(kind string) (err error) {
 	// The two pairs share only the router's handle, which serializes its
 	// own requests.
 	if err := parallel(
-		func() error { return l.connect(l.Client, ClientIP, RouterClientIP, clientNet) },
-		func() error { return l.connect(l.Server, ServerIP, RouterServerIP, serverNet) },
+		func() error { return l.connect(l.Client) },
+		func() error { return l.connect(l.Server) },
 	); err != nil {
 		return err
 	}
@@ -144,7 +155,7 @@ func (n *Node) create() error {
 // connect joins node `other` to the router with a veth pair created in the
 // router's namespace with its peer created directly in other's namespace:
 // neither end ever exists in the host namespace.
-func (l *Lab) connect(other *Node, otherIP, routerIP net.IP, mask net.IPMask) error {
+func (l *Lab) connect(other *Node) error {
 	r := l.Router
 	rh, err := r.handle()
 	if err != nil {
@@ -185,30 +196,11 @@ func (l *Lab) connect(other *Node, otherIP, routerIP net.IP, mask net.IPMask) er
 	if err != nil {
 		return fmt.Errorf("find %s in %s: %w", oName, other.NSName, err)
 	}
-	steps := []struct {
-		what string
-		do   func() error
-	}{
-		// Up first: the kernel's link-watch work (below) then runs while
-		// the rest is configured.
-		{"set up " + oName, func() error { return oh.LinkSetUp(ol) }},
-		{"address " + rName, func() error { return rh.AddrAdd(rl, &netlink.Addr{IPNet: &net.IPNet{IP: routerIP, Mask: mask}}) }},
-		{"address " + oName, func() error { return oh.AddrAdd(ol, &netlink.Addr{IPNet: &net.IPNet{IP: otherIP, Mask: mask}}) }},
-		// Permanent neighbour entries: no ARP delay before the first
-		// packet, and a crashed host stays silent. With a dynamic entry the
-		// router would, a few seconds after the host's link died, fail to
-		// resolve it and answer the client with ICMP host unreachable
-		// (see impair.CrashReported).
-		{"neighbour on " + rName, func() error { return rh.NeighSet(permanentNeigh(rl, otherIP, oMAC)) }},
-		{"neighbour on " + oName, func() error { return oh.NeighSet(permanentNeigh(ol, routerIP, rMAC)) }},
-		{"default route in " + other.NSName, func() error {
-			return oh.RouteAdd(&netlink.Route{LinkIndex: ol.Attrs().Index, Gw: routerIP})
-		}},
+	if err := oh.LinkSetUp(ol); err != nil {
+		return fmt.Errorf("set up %s: %w", oName, err)
 	}
-	for _, s := range steps {
-		if err := s.do(); err != nil {
-			return fmt.Errorf("%s: %w", s.what, err)
-		}
+	if err := l.wire(other, rl, ol); err != nil {
+		return err
 	}
 	// The kernel attaches a link's queueing discipline only when its
 	// link-watch work sees the carrier: a frame sent before that is
@@ -260,10 +252,97 @@ func (n *Node) waitOperUp(name string) error {
 	}
 }
 
+// wire gives the link between the router (rl) and node other (ol) its
+// addresses, permanent neighbour entries and the node's default routes, in
+// both families. It is idempotent: a link set down loses its neighbours
+// and routes, and LinkUp calls it again to restore them.
+func (l *Lab) wire(other *Node, rl, ol netlink.Link) error {
+	rh, err := l.Router.handle()
+	if err != nil {
+		return err
+	}
+	oh, err := other.handle()
+	if err != nil {
+		return err
+	}
+	rName, oName := rl.Attrs().Name, ol.Attrs().Name
+	rMAC, oMAC := MAC(l.ID, Router, other.Role), MAC(l.ID, other.Role, Router)
+	var steps []struct {
+		what string
+		do   func() error
+	}
+	step := func(what string, do func() error) {
+		steps = append(steps, struct {
+			what string
+			do   func() error
+		}{what, do})
+	}
+	for _, a := range addressing(other.Role) {
+		step("address "+rName, func() error { return rh.AddrReplace(rl, addr(a.router, a.bits)) })
+		step("address "+oName, func() error { return oh.AddrReplace(ol, addr(a.node, a.bits)) })
+		// Permanent neighbour entries: no ARP or neighbour discovery
+		// before the first packet, and a crashed host stays silent. With
+		// a dynamic entry the router would, a few seconds after the
+		// host's link died, fail to resolve it and answer the client with
+		// ICMP host unreachable (see impair.CrashReported).
+		step("neighbour on "+rName, func() error { return rh.NeighSet(permanentNeigh(rl, a.node, oMAC)) })
+		step("neighbour on "+oName, func() error { return oh.NeighSet(permanentNeigh(ol, a.router, rMAC)) })
+		step("default route in "+other.NSName, func() error {
+			return oh.RouteReplace(&netlink.Route{LinkIndex: ol.Attrs().Index, Gw: a.router})
+		})
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	return nil
+}
+
+// Rewire restores the addresses, neighbours and routes of the link between
+// the router and node role, after the link was set down and up.
+func (l *Lab) Rewire(role string) error {
+	other := l.Node(role)
+	if other == nil || role == Router {
+		return fmt.Errorf("rewire %s: not a client or server", role)
+	}
+	rh, err := l.Router.handle()
+	if err != nil {
+		return err
+	}
+	oh, err := other.handle()
+	if err != nil {
+		return err
+	}
+	rl, err := rh.LinkByName(LinkName(l.ID, Router, role))
+	if err != nil {
+		return fmt.Errorf("find the router's link to %s: %w", role, err)
+	}
+	ol, err := oh.LinkByName(LinkName(l.ID, role, Router))
+	if err != nil {
+		return fmt.Errorf("find %s's link to the router: %w", role, err)
+	}
+	return l.wire(other, rl, ol)
+}
+
+// addr is an address without duplicate address detection: IPv6 addresses
+// are usable at once.
+func addr(ip net.IP, bits int) *netlink.Addr {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, len(ip)*8)}}
+	if ip.To4() == nil {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
+}
+
 func permanentNeigh(l netlink.Link, ip net.IP, mac net.HardwareAddr) *netlink.Neigh {
+	family := unix.AF_INET6
+	if ip.To4() != nil {
+		family = unix.AF_INET
+	}
 	return &netlink.Neigh{
 		LinkIndex:    l.Attrs().Index,
-		Family:       unix.AF_INET,
+		Family:       family,
 		State:        netlink.NUD_PERMANENT,
 		IP:           ip,
 		HardwareAddr: mac,
@@ -276,9 +355,9 @@ func permanentNeigh(l netlink.Link, ip net.IP, mac net.HardwareAddr) *netlink.Ne
 func (l *Lab) Reconnect(role string) error {
 	switch role {
 	case Client:
-		return l.connect(l.Client, ClientIP, RouterClientIP, clientNet)
+		return l.connect(l.Client)
 	case Server:
-		return l.connect(l.Server, ServerIP, RouterServerIP, serverNet)
+		return l.connect(l.Server)
 	}
 	return fmt.Errorf("reconnect %s: only the client or the server can be reconnected", role)
 }
