@@ -15,7 +15,6 @@ import (
 	"github.com/tcplab/tcplab/impair"
 	"github.com/tcplab/tcplab/topology"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // BYO runs a case with the user's own programs in place of the built-in
@@ -50,7 +49,7 @@ func killServerHost(r *Run) error {
 var byoPlans = map[string]byoPlan{
 	"connect-timeout": {listener: true, before: func(r *Run) error {
 		return r.Fault("router", "drop SYNs to the server", func() error {
-			return impair.Drop(r.Lab, impair.Match{Dst: topology.ServerIP, DstPort: uint16(r.Port()), SYN: true})
+			return impair.Drop(r.Lab, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true})
 		})
 	}},
 	"connect-refused": {listener: false, before: func(r *Run) error {
@@ -59,7 +58,7 @@ var byoPlans = map[string]byoPlan{
 	}},
 	"connect-unreachable": {listener: true, before: func(r *Run) error {
 		return r.Fault("router", "reject SYNs with ICMP host-unreachable", func() error {
-			return impair.Reject(r.Lab, impair.Match{Dst: topology.ServerIP, DstPort: uint16(r.Port()), SYN: true}, impair.HostUnreachable)
+			return impair.Reject(r.Lab, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true}, r.unreachableCodes()[0])
 		})
 	}},
 	"server-killed": {listener: true, after: killServerHost},
@@ -69,7 +68,7 @@ var byoPlans = map[string]byoPlan{
 	}},
 	"host-unreachable": {listener: true, after: func(r *Run) error {
 		return r.Fault("router", "reject client segments with ICMP host-unreachable", func() error {
-			return impair.Reject(r.Lab, impair.Match{Src: topology.ClientIP, Dst: topology.ServerIP, DstPort: uint16(r.Port())}, impair.HostUnreachable)
+			return impair.Reject(r.Lab, impair.Match{Src: r.ip(topology.Client), Dst: r.ip(topology.Server), DstPort: uint16(r.Port())}, r.unreachableCodes()[0])
 		})
 	}},
 	"host-reboot": {listener: true, after: func(r *Run) error {
@@ -226,7 +225,7 @@ func RunBYO(c *Case, cfg Config, b BYO) Result {
 		b.ClientTimeout = DefaultClientTimeout
 	}
 	began := time.Now()
-	r := &Run{Case: c, Cfg: cfg, Settings: c.Settings(cfg), start: began, byo: true}
+	r := &Run{Case: c, Cfg: cfg, Settings: settingsOf(c, cfg), start: began, byo: true}
 	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
 	var client, server *program
 	err := CheckBYO(c, b)
@@ -261,9 +260,9 @@ func RunBYO(c *Case, cfg Config, b BYO) Result {
 
 func (r *Run) byoEnv() []string {
 	return []string{
-		"TCPLAB_SERVER_ADDR=" + topology.ServerIP.String(),
+		"TCPLAB_SERVER_ADDR=" + r.ip(topology.Server).String(),
 		"TCPLAB_SERVER_PORT=" + strconv.Itoa(r.Port()),
-		"TCPLAB_CLIENT_ADDR=" + topology.ClientIP.String(),
+		"TCPLAB_CLIENT_ADDR=" + r.ip(topology.Client).String(),
 	}
 }
 
@@ -338,7 +337,7 @@ func (r *Run) waitListening(p *program, timeout time.Duration) error {
 	for {
 		found := false
 		err := r.Lab.Server.Do(func() error {
-			socks, err := netlink.SocketDiagTCP(unix.AF_INET)
+			socks, err := netlink.SocketDiagTCP(r.afInet())
 			for _, s := range socks {
 				found = found || (s.State == 10 && int(s.ID.SourcePort) == r.Port())
 			}
@@ -365,14 +364,14 @@ func (r *Run) waitListening(p *program, timeout time.Duration) error {
 // waitEstablished polls the client node's sockets until a connection to
 // the server's port is ESTABLISHED.
 func (r *Run) waitEstablished(p *program, deadline time.Time) error {
-	want := netip.AddrPortFrom(netip.MustParseAddr(topology.ServerIP.String()), uint16(r.Port()))
+	want := netip.AddrPortFrom(netip.MustParseAddr(r.ip(topology.Server).String()), uint16(r.Port()))
 	for {
 		found := false
 		err := r.Lab.Client.Do(func() error {
-			socks, err := netlink.SocketDiagTCP(unix.AF_INET)
+			socks, err := netlink.SocketDiagTCP(r.afInet())
 			for _, s := range socks {
-				ip, _ := netip.AddrFromSlice(s.ID.Destination.To4())
-				found = found || (s.State == 1 && netip.AddrPortFrom(ip, s.ID.DestinationPort) == want)
+				ip, _ := netip.AddrFromSlice(s.ID.Destination)
+				found = found || (s.State == 1 && netip.AddrPortFrom(ip.Unmap(), s.ID.DestinationPort) == want)
 			}
 			return err
 		})

@@ -104,6 +104,8 @@ type Settings struct {
 	Window *Window
 	// Basis explains how Predicted follows from the knobs.
 	Basis string
+	// Family is the address family the case runs over, 4 or 6.
+	Family int
 }
 
 // Case is one entry of the catalogue.
@@ -137,6 +139,8 @@ type Config struct {
 	Grace time.Duration
 	// Port is the server's port.
 	Port int
+	// Family is 4 or 6: the address family of the connection (default 4).
+	Family int
 	// BYO, if set, runs the cases with the user's own programs.
 	BYO *BYO
 	// NoCapture runs without packet capture: no timeline of packets, no
@@ -159,6 +163,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Port == 0 {
 		c.Port = DefaultPort
+	}
+	if c.Family == 0 {
+		c.Family = 4
 	}
 	return c
 }

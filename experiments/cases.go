@@ -11,6 +11,24 @@ import (
 	"github.com/tcplab/tcplab/topology"
 )
 
+// unreachableCodes are the router's answers for "the host is unreachable"
+// and "the network is unreachable" in the run's family: ICMP host- and
+// net-unreachable, or ICMPv6 address-unreachable and no-route.
+func (r *Run) unreachableCodes() []uint8 {
+	if r.Cfg.Family == 6 {
+		return []uint8{impair.AddrUnreachable6, impair.NoRoute6}
+	}
+	return []uint8{impair.HostUnreachable, impair.NetUnreachable}
+}
+
+// icmpName names an ICMP destination-unreachable code of the run's family.
+func (r *Run) icmpName(code uint8) string {
+	if r.Cfg.Family == 6 {
+		return "ICMPv6 " + impair.ICMP6CodeName(code)
+	}
+	return "ICMP " + impair.ICMPCodeName(code)
+}
+
 // Kernel defaults of the timers the cases shorten.
 const (
 	defaultSynRetries = 6  // net.ipv4.tcp_syn_retries
@@ -167,7 +185,7 @@ func init() {
 		Settings: synSettings,
 		Steps: func(r *Run) error {
 			if err := r.Fault("router", "drop SYNs to the server", func() error {
-				return impair.Drop(r.Lab, impair.Match{Dst: topology.ServerIP, DstPort: uint16(r.Port()), SYN: true})
+				return impair.Drop(r.Lab, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true})
 			}); err != nil {
 				return err
 			}
@@ -233,12 +251,12 @@ func init() {
 			return Settings{Predicted: time.Second, Basis: "the first SYN retransmission, TCP_TIMEOUT_INIT = 1 s after the SYN, draws the aborting ICMP"}
 		},
 		Steps: func(r *Run) error {
-			for _, code := range []uint8{impair.HostUnreachable, impair.NetUnreachable} {
+			for _, code := range r.unreachableCodes() {
 				if err := impair.Clear(r.Lab); err != nil {
 					return err
 				}
-				if err := r.Fault("router", "reject SYNs with ICMP "+impair.ICMPCodeName(code), func() error {
-					return impair.Reject(r.Lab, impair.Match{Dst: topology.ServerIP, DstPort: uint16(r.Port()), SYN: true}, code)
+				if err := r.Fault("router", "reject SYNs with "+r.icmpName(code), func() error {
+					return impair.Reject(r.Lab, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true}, code)
 				}); err != nil {
 					return err
 				}
@@ -454,14 +472,18 @@ func init() {
 		},
 		Why: "Same errno and deadline, different packets: on each ICMP host or net unreachable for the oldest unacknowledged segment, Linux undoes one " +
 			"step of the exponential backoff (tcp_ld_RTO_revert, RFC 6069), so it keeps retransmitting about every 200 ms instead of backing off; the " +
-			"deadline is time-based (tcp_retries2), so the error still comes when the timeout model says. With IP_RECVERR set the error would be reported at once.",
-		Settings: func(cfg Config) Settings { return dataSettings(cfg, true) },
+			"deadline is time-based (tcp_retries2), so the error still comes when the timeout model says. With IP_RECVERR set the error would be reported at once. " +
+			"Over IPv6 the router sends ICMPv6 address unreachable (code 3), which tcp_v6_err keeps as a soft error (EHOSTUNREACH) but does not use to undo " +
+			"the backoff (it does so only for no-route, code 0): the retransmissions back off as in host-crash, and the error comes as late.",
+		// tcp_v6_err undoes the backoff only for ICMPv6 no-route.
+		Settings: func(cfg Config) Settings { return dataSettings(cfg, cfg.Family != 6) },
 		Steps: func(r *Run) error {
 			if err := r.establish(); err != nil {
 				return err
 			}
-			if err := r.Fault("router", "reject client segments with ICMP host-unreachable", func() error {
-				return impair.Reject(r.Lab, impair.Match{Src: topology.ClientIP, Dst: topology.ServerIP, DstPort: uint16(r.Port())}, impair.HostUnreachable)
+			code := r.unreachableCodes()[0]
+			if err := r.Fault("router", "reject client segments with "+r.icmpName(code), func() error {
+				return impair.Reject(r.Lab, impair.Match{Src: r.ip(topology.Client), Dst: r.ip(topology.Server), DstPort: uint16(r.Port())}, code)
 			}); err != nil {
 				return err
 			}

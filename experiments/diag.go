@@ -6,7 +6,6 @@ import (
 
 	"github.com/tcplab/tcplab/topology"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // TCP states as the kernel numbers them (include/net/tcp_states.h).
@@ -22,14 +21,14 @@ type serverSockets struct {
 
 // socketState reads, through the kernel's socket diagnostics in node n, the
 // listener on port and the connection from peer ("addr:port").
-func socketState(n *topology.Node, port int, peer string) (serverSockets, error) {
+func socketState(n *topology.Node, af uint8, port int, peer string) (serverSockets, error) {
 	var out serverSockets
 	want, err := netip.ParseAddrPort(peer)
 	if err != nil {
 		return out, fmt.Errorf("parse peer %q: %w", peer, err)
 	}
 	err = n.Do(func() error {
-		socks, err := netlink.SocketDiagTCP(unix.AF_INET)
+		socks, err := netlink.SocketDiagTCP(af)
 		if err != nil {
 			return fmt.Errorf("socket diagnostics in %s: %w", n.NSName, err)
 		}
@@ -41,8 +40,8 @@ func socketState(n *topology.Node, port int, peer string) (serverSockets, error)
 				out.acceptQueue = s.RQueue
 				continue
 			}
-			ip, _ := netip.AddrFromSlice(s.ID.Destination.To4())
-			if ip == want.Addr() && s.ID.DestinationPort == want.Port() {
+			ip, _ := netip.AddrFromSlice(s.ID.Destination)
+			if ip.Unmap() == want.Addr().Unmap() && s.ID.DestinationPort == want.Port() {
 				out.conn = tcpStates[s.State]
 			}
 		}

@@ -264,10 +264,15 @@ func entering(point string, p *Pkt) bool {
 	if p.Proto != "tcp" {
 		return false
 	}
-	if point == PointRouterClient {
-		return p.Src == topology.ClientIP.String() && p.Dst == topology.ServerIP.String()
+	for _, a := range []addrs{addrsOf(Settings{Family: 4}), addrsOf(Settings{Family: 6})} {
+		if point == PointRouterClient && p.Src == a.client && p.Dst == a.server {
+			return true
+		}
+		if point == PointRouterServer && p.Src == a.server && p.Dst == a.client {
+			return true
+		}
 	}
-	return p.Src == topology.ServerIP.String() && p.Dst == topology.ClientIP.String()
+	return false
 }
 
 func sameDatagram(a, b capture.Decoded) bool {

@@ -20,6 +20,7 @@ const (
 type Result struct {
 	Case        string  `json:"case"`
 	Lab         string  `json:"lab"`
+	Family      int     `json:"family"`
 	Title       string  `json:"title"`
 	Trigger     string  `json:"trigger"`
 	Verdict     string  `json:"verdict"`
@@ -101,6 +102,7 @@ func (r *Run) result(err error) Result {
 	if r.Lab != nil {
 		res.Lab = r.Lab.ID
 	}
+	res.Family = r.Cfg.Family
 	r.mu.Lock()
 	events := append([]Event(nil), r.events...)
 	marks := append([]Mark(nil), r.marks...)

@@ -1,10 +1,13 @@
 package experiments
 
 import (
+	"net"
+
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"strconv"
 	"sync"
 	"time"
@@ -131,7 +134,7 @@ func RunCase(c *Case, cfg Config) Result {
 	}
 	cfg = cfg.withDefaults()
 	began := time.Now()
-	r := &Run{Case: c, Cfg: cfg, Settings: c.Settings(cfg), start: began}
+	r := &Run{Case: c, Cfg: cfg, Settings: settingsOf(c, cfg), start: began}
 	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
 	err := r.execute(true, true, func() error { return r.Case.Steps(r) }, nil)
 	res := r.result(err)
@@ -235,8 +238,44 @@ func (r *Run) progress() func() {
 	return func() { close(done); wg.Wait() }
 }
 
+// settingsOf is the case's settings under cfg, for cfg's address family.
+func settingsOf(c *Case, cfg Config) Settings {
+	cfg = cfg.withDefaults()
+	s := c.Settings(cfg)
+	s.Family = cfg.Family
+	return s
+}
+
 // ServerAddr is the server's address as agents take it.
-func (r *Run) ServerAddr() string { return topology.ServerIP.String() }
+func (r *Run) ServerAddr() string { return r.ip(topology.Server).String() }
+
+// ip is node role's address in the run's family.
+func (r *Run) ip(role string) net.IP {
+	if r.Cfg.Family == 6 {
+		switch role {
+		case topology.Client:
+			return topology.ClientIP6
+		case topology.Server:
+			return topology.ServerIP6
+		}
+		return topology.RouterClientIP6
+	}
+	switch role {
+	case topology.Client:
+		return topology.ClientIP
+	case topology.Server:
+		return topology.ServerIP
+	}
+	return topology.RouterClientIP
+}
+
+// afInet is the socket family of the run, for socket diagnostics.
+func (r *Run) afInet() uint8 {
+	if r.Cfg.Family == 6 {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
 
 // Port is the server port in use.
 func (r *Run) Port() int { return r.Cfg.Port }

@@ -10,7 +10,11 @@ import (
 // Helpers the cases' steps share.
 
 func (r *Run) listen() error {
-	ev, err := r.Call(r.Server, Cmd{Op: "listen", Addr: "0.0.0.0", Port: r.Port()})
+	any := "0.0.0.0"
+	if r.Cfg.Family == 6 {
+		any = "::"
+	}
+	ev, err := r.Call(r.Server, Cmd{Op: "listen", Addr: any, Port: r.Port()})
 	if err == nil && ev.Result != "ok" {
 		err = fmt.Errorf("server listen: %s", ev.Result)
 	}
@@ -60,7 +64,7 @@ func established() []Call {
 func (r *Run) waitServerConnGone(clientLocal string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := socketState(r.Lab.Server, r.Port(), clientLocal)
+		st, err := socketState(r.Lab.Server, r.afInet(), r.Port(), clientLocal)
 		if err != nil {
 			return err
 		}

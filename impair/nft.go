@@ -30,6 +30,38 @@ const (
 	AdminProhibited  uint8 = 13
 )
 
+// ICMPv6 destination-unreachable codes (RFC 4443).
+const (
+	NoRoute6         uint8 = 0
+	AdminProhibited6 uint8 = 1
+	BeyondScope6     uint8 = 2
+	AddrUnreachable6 uint8 = 3
+	PortUnreachable6 uint8 = 4
+	PolicyFail6      uint8 = 5
+	RejectRoute6     uint8 = 6
+)
+
+// ICMP6CodeName names the ICMPv6 codes above.
+func ICMP6CodeName(code uint8) string {
+	switch code {
+	case NoRoute6:
+		return "no-route"
+	case AdminProhibited6:
+		return "admin-prohibited"
+	case BeyondScope6:
+		return "beyond-scope"
+	case AddrUnreachable6:
+		return "address-unreachable"
+	case PortUnreachable6:
+		return "port-unreachable"
+	case PolicyFail6:
+		return "policy-fail"
+	case RejectRoute6:
+		return "reject-route"
+	}
+	return fmt.Sprintf("code-%d", code)
+}
+
 // ICMPCodeName names the codes above.
 func ICMPCodeName(code uint8) string {
 	switch code {
@@ -52,29 +84,44 @@ func ICMPCodeName(code uint8) string {
 }
 
 // Match selects the TCP segments a rule applies to; zero fields match all.
+// The family is the addresses' (IPv4 when neither is set, unless V6).
 type Match struct {
 	Src, Dst net.IP
+	V6       bool
 	DstPort  uint16
 	// SYN matches only connection attempts: SYN set, ACK clear.
 	SYN bool
 }
 
+// IsV6 tells the family of the segments matched.
+func (m Match) IsV6() bool {
+	return m.V6 || (m.Src != nil && m.Src.To4() == nil) || (m.Dst != nil && m.Dst.To4() == nil)
+}
+
 func (m Match) exprs() []expr.Any {
+	// Address offsets and lengths in the IPv4 and IPv6 headers.
+	proto, srcOff, dstOff, alen := byte(unix.NFPROTO_IPV4), uint32(12), uint32(16), uint32(4)
+	ip := func(a net.IP) []byte { return a.To4() }
+	if m.IsV6() {
+		proto, srcOff, dstOff, alen = unix.NFPROTO_IPV6, 8, 24, 16
+		ip = func(a net.IP) []byte { return a.To16() }
+	}
 	e := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		// The transport protocol after any IPv6 extension headers.
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 	}
 	if m.Src != nil {
 		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: m.Src.To4()})
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: srcOff, Len: alen},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip(m.Src)})
 	}
 	if m.Dst != nil {
 		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: m.Dst.To4()})
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: dstOff, Len: alen},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip(m.Dst)})
 	}
 	if m.DstPort != 0 {
 		e = append(e,
@@ -151,9 +198,9 @@ func Drop(lab *topology.Lab, m Match) error {
 	return addRule(lab, append(m.exprs(), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}))
 }
 
-// Reject makes the router answer the matching segments with ICMP
-// destination unreachable of the given code, sent from its own address on
-// the incoming link, and discard them.
+// Reject makes the router answer the matching segments with ICMP (for IPv6
+// segments ICMPv6) destination unreachable of the given code, sent from its
+// own address on the incoming link, and discard them.
 func Reject(lab *topology.Lab, m Match, code uint8) error {
 	return addRule(lab, append(m.exprs(), &expr.Counter{},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: code}))

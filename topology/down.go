@@ -3,14 +3,12 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,54 +63,24 @@ func (n *Node) DestroySockets() error {
 	return n.Do(func() error {
 		// Listing sockets walks the kernel's TCP hash table, which every
 		// namespace shares (hundreds of thousands of buckets, a fraction
-		// of a millisecond): skip it when the namespace's own counters
-		// show no TCP socket at all.
-		if none, err := noTCPSockets(); err == nil && none {
-			return nil
-		}
-		socks, err := netlink.SocketDiagTCP(unix.AF_INET)
-		if err != nil {
-			return fmt.Errorf("list sockets in %s: %w", n.NSName, err)
-		}
-		for _, s := range socks {
-			local := &net.TCPAddr{IP: s.ID.Source, Port: int(s.ID.SourcePort)}
-			remote := &net.TCPAddr{IP: s.ID.Destination, Port: int(s.ID.DestinationPort)}
-			err := netlink.SocketDestroy(local, remote)
-			if err != nil && !errors.Is(err, unix.ENOENT) {
-				if errors.Is(err, unix.EOPNOTSUPP) {
-					return fmt.Errorf("destroy socket %v->%v in %s: the kernel lacks CONFIG_INET_DIAG_DESTROY: %w", local, remote, n.NSName, err)
-				}
-				return fmt.Errorf("destroy socket %v->%v in %s: %w", local, remote, n.NSName, err)
+		// of a millisecond): skip a family when the namespace's own
+		// counters show no TCP socket of it at all.
+		for _, f := range []struct {
+			family       uint8
+			file, prefix string
+		}{
+			{unix.AF_INET, "/proc/thread-self/net/sockstat", "TCP: "},
+			{unix.AF_INET6, "/proc/thread-self/net/sockstat6", "TCP6: "},
+		} {
+			if some, err := hasTCP(f.file, f.prefix); err == nil && !some {
+				continue
+			}
+			if err := destroyAll(f.family); err != nil {
+				return fmt.Errorf("%s: %w", n.NSName, err)
 			}
 		}
 		return nil
 	})
-}
-
-// noTCPSockets reports whether the calling thread's namespace holds no TCP
-// socket: none hashed (orphans included) and none in TIME_WAIT, by that
-// namespace's own counters in /proc/net/sockstat.
-func noTCPSockets() (bool, error) {
-	b, err := os.ReadFile("/proc/thread-self/net/sockstat")
-	if err != nil {
-		return false, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "TCP: ")
-		if !ok {
-			continue
-		}
-		// "inuse N orphan N tw N alloc N mem N": orphan, alloc and mem
-		// count every namespace; inuse and tw only this one.
-		f := strings.Fields(rest)
-		for i := 0; i+1 < len(f); i += 2 {
-			if (f[i] == "inuse" || f[i] == "tw") && f[i+1] != "0" {
-				return false, nil
-			}
-		}
-		return true, nil
-	}
-	return false, errors.New("no TCP line in sockstat")
 }
 
 // KillProcesses sends SIGKILL to every process whose network namespace is
