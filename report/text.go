@@ -17,7 +17,7 @@ func Text(w io.Writer, r experiments.Result) { TextWith(w, r, TextOptions{}) }
 // TextWith writes the readable report of one case run.
 func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	title := fmt.Sprintf("== %s: %s ", r.Case, r.Title)
+	title := fmt.Sprintf("== %s: %s ", caseName(r), r.Title)
 	p("%s%s\n", title, strings.Repeat("=", max(0, 78-len([]rune(title)))))
 	field(w, "trigger", r.Trigger)
 	if len(r.Knobs) > 0 {
@@ -161,11 +161,11 @@ func timeline(r experiments.Result) []string {
 
 // Matrix writes the closing table: case | textbook | Linux observed | verdict.
 func Matrix(w io.Writer, results []experiments.Result) {
-	fmt.Fprintf(w, "%-19s %-29s %-20s %s\n", "case", "textbook", "linux observed", "verdict")
+	fmt.Fprintf(w, "%-21s %-28s %-20s %s\n", "case", "textbook", "linux observed", "verdict")
 	fmt.Fprintf(w, "%s\n", strings.Repeat("-", 80))
 	for _, r := range results {
 		tb, obs := decisive(r)
-		fmt.Fprintf(w, "%-19s %-29s %-20s %s\n", r.Case, tb, obs, r.Verdict)
+		fmt.Fprintf(w, "%-21s %-28s %-20s %s\n", caseName(r), tb, obs, r.Verdict)
 	}
 }
 
@@ -298,4 +298,12 @@ func programText(w io.Writer, label string, pr *experiments.Program) {
 	for _, l := range pr.StderrTail {
 		fmt.Fprintf(w, "%-9s | %s\n", "", l)
 	}
+}
+
+// caseName is the case id, marked /6 when it ran over IPv6.
+func caseName(r experiments.Result) string {
+	if r.Family == 6 {
+		return r.Case + "/6"
+	}
+	return r.Case
 }
