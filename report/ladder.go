@@ -202,6 +202,9 @@ func packetLabel(p *experiments.PacketOut) string {
 		}
 		return fmt.Sprintf("ICMP type %d code %d", *p.ICMPType, *p.ICMPCode)
 	}
+	if p.Proto == "udp" && p.DstPort != 0 {
+		return fmt.Sprintf("UDP to port %d", p.DstPort)
+	}
 	return strings.ToUpper(p.Proto)
 }
 
