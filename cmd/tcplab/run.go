@@ -33,6 +33,7 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "client-timeout", Value: experiments.DefaultClientTimeout, Usage: "stop a --client-cmd still running after `D`"},
 			&cli.BoolFlag{Name: "no-capture", Usage: "capture no packets: verdicts rest on the calls alone (no packet checks, timeline of packets or pcap files)"},
 			&cli.StringFlag{Name: "pcap", Usage: "write one pcap file per capture point per case run into `DIR` (created if missing)"},
+			&cli.StringFlag{Name: "html", Usage: "also write the whole run as one self-contained HTML report to `FILE`"},
 			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL (host-shutdown)"},
 		},
 		Before: needRoot,
@@ -68,6 +69,15 @@ func runAction(c *cli.Context) error {
 	}
 	if pcapDir != "" && c.Bool("no-capture") {
 		return usagef("--pcap and --no-capture exclude each other")
+	}
+	htmlPath := c.String("html")
+	if c.IsSet("html") {
+		if htmlPath == "" {
+			return usagef("--html needs a file name")
+		}
+		if err := report.HTMLPath(htmlPath); err != nil {
+			return usageError(err)
+		}
 	}
 	cfg := experiments.Config{KernelDefaults: c.Bool("kernel-defaults"), Grace: grace, NoCapture: c.Bool("no-capture")}
 	if c.IsSet("server-cmd") || c.IsSet("client-cmd") {
@@ -109,7 +119,7 @@ func runAction(c *cli.Context) error {
 			}
 		}
 		if !c.Bool("json") && (count == 1 || (r.Verdict != experiments.Match && r.Verdict != experiments.Observed)) {
-			report.Text(out, r)
+			report.TextWith(out, r, report.TextOptions{Color: report.WantColor(out)})
 		}
 	})
 	if c.Bool("json") {
@@ -126,6 +136,12 @@ func runAction(c *cli.Context) error {
 			report.SummaryTable(out, report.Summarise(results))
 		} else {
 			report.Matrix(out, results)
+		}
+	}
+	if htmlPath != "" {
+		doc := report.Document{Tool: "tcplab", Version: version, Kernel: kernelRelease(), Results: results}
+		if err := report.WriteHTML(htmlPath, doc); err != nil {
+			return cli.Exit(oneLine(err.Error()), exitMismatch)
 		}
 	}
 	if pcapErr != nil {
