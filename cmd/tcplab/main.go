@@ -48,6 +48,7 @@ func newApp() *cli.App {
 			statusCommand(),
 			execCommand(),
 			faultCommand(),
+			matrixCommand(),
 			downCommand(),
 			cleanCommand(),
 		},

@@ -27,6 +27,8 @@ func runCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout instead of the text report"},
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
 			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `N` cases at once, each on its own lab"},
+			&cli.StringFlag{Name: "family", Value: "4", Usage: "address family of the connections: `4`, 6 or both"},
+			&cli.BoolFlag{Name: "6", Usage: "run over IPv6 (same as --family 6)"},
 			&cli.BoolFlag{Name: "kernel-defaults", Usage: "run with the kernel's own timers (minutes per case) instead of shortened ones"},
 			&cli.StringFlag{Name: "server-cmd", Usage: "run `CMD` (through /bin/sh -c, in the server) as the server instead of the built-in one"},
 			&cli.StringFlag{Name: "client-cmd", Usage: "run `CMD` (through /bin/sh -c, in the client) as the client instead of the built-in one"},
@@ -104,14 +106,20 @@ func runAction(c *cli.Context) error {
 	stop := onInterrupt()
 	defer stop()
 
-	var jobs []*experiments.Case
+	families, err := familiesOf(c)
+	if err != nil {
+		return err
+	}
+	var jobs []experiments.Job
 	for _, k := range cases {
-		for range count {
-			jobs = append(jobs, k)
+		for _, f := range families {
+			for range count {
+				jobs = append(jobs, experiments.Job{Case: k, Family: f})
+			}
 		}
 	}
 	var pcapErr error
-	results := experiments.RunAll(jobs, cfg, parallel, func(r experiments.Result) {
+	results := experiments.RunJobs(jobs, cfg, parallel, func(r experiments.Result) {
 		live.clear()
 		if pcapDir != "" {
 			if _, err := report.WritePcaps(pcapDir, r); err != nil && pcapErr == nil {
@@ -270,4 +278,24 @@ func (p *progress) clear() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 70))
 		p.drawn = false
 	}
+}
+
+// familiesOf reads --family and -6.
+func familiesOf(c *cli.Context) ([]int, error) {
+	f := c.String("family")
+	if c.Bool("6") {
+		if c.IsSet("family") && f != "6" {
+			return nil, usagef("-6 and --family %s disagree", f)
+		}
+		f = "6"
+	}
+	switch f {
+	case "4":
+		return []int{4}, nil
+	case "6":
+		return []int{6}, nil
+	case "both":
+		return []int{4, 6}, nil
+	}
+	return nil, usagef("--family %q: give 4, 6 or both", f)
 }
