@@ -136,11 +136,11 @@ func compactPacket(p *experiments.PacketOut) string {
 
 func hostName(ip string) string {
 	switch ip {
-	case topology.ClientIP.String():
+	case topology.ClientIP.String(), topology.ClientIP6.String():
 		return "client"
-	case topology.ServerIP.String():
+	case topology.ServerIP.String(), topology.ServerIP6.String():
 		return "server"
-	case topology.RouterClientIP.String(), topology.RouterServerIP.String():
+	case topology.RouterClientIP.String(), topology.RouterServerIP.String(), topology.RouterClientIP6.String(), topology.RouterServerIP6.String():
 		return "router"
 	}
 	return ip
