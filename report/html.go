@@ -28,6 +28,7 @@ func HTML(w io.Writer, d Document) error {
 		c := htmlCase{
 			R:        r,
 			ID:       fmt.Sprintf("case-%d-%s", i+1, r.Case),
+			Name:     caseName(r),
 			Textbook: tb,
 			Observed: obs,
 			Elapsed:  shortDur(msDur(r.ElapsedMS)),
@@ -102,7 +103,7 @@ type htmlPage struct {
 
 type htmlCase struct {
 	R                  experiments.Result
-	ID                 string
+	ID, Name           string
 	Textbook, Observed string
 	Elapsed            string
 	Knobs              []string
@@ -167,8 +168,8 @@ type svgDiagram struct {
 }
 
 type svgCol struct {
-	X          float64
-	Name, Addr string
+	X, BoxX, BoxW float64
+	Name, Addr    string
 }
 
 type svgBreak struct {
@@ -210,8 +211,12 @@ func diagram(r experiments.Result) svgDiagram {
 	steps := ladderSteps(r)
 	d := svgDiagram{W: svgWidth}
 	addrs := [3]string{topology.ClientIP.String(), topology.RouterClientIP.String() + " | " + topology.RouterServerIP.String(), topology.ServerIP.String()}
+	if r.Family == 6 {
+		addrs = [3]string{topology.ClientIP6.String(), topology.RouterClientIP6.String() + " | " + topology.RouterServerIP6.String(), topology.ServerIP6.String()}
+	}
 	for i, n := range colNames {
-		d.Cols = append(d.Cols, svgCol{X: svgX[i], Name: n, Addr: addrs[i]})
+		w := max(152, float64(len(addrs[i]))*6.3+16)
+		d.Cols = append(d.Cols, svgCol{X: svgX[i], BoxX: svgX[i] - w/2, BoxW: w, Name: n, Addr: addrs[i]})
 	}
 	d.LifeTop = 52
 	if len(steps) == 0 {
@@ -533,14 +538,14 @@ footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
 <thead><tr><th>case</th><th>what happens</th><th>textbook says</th><th>Linux observed</th><th>verdict</th></tr></thead>
 <tbody>
 {{- range .Cases}}
-<tr data-case="{{.R.Case}}"><td><a href="#{{.ID}}">{{.R.Case}}</a></td><td>{{.R.Title}}</td><td class="mono">{{.Textbook}}</td><td class="mono">{{.Observed}}</td><td><span class="badge {{.R.Verdict}}">{{.R.Verdict}}</span></td></tr>
+<tr data-case="{{.R.Case}}"><td><a href="#{{.ID}}">{{.Name}}</a></td><td>{{.R.Title}}</td><td class="mono">{{.Textbook}}</td><td class="mono">{{.Observed}}</td><td><span class="badge {{.R.Verdict}}">{{.R.Verdict}}</span></td></tr>
 {{- end}}
 </tbody>
 </table>
 </section>
 {{range .Cases}}
 <section class="case" id="{{.ID}}" data-case="{{.R.Case}}" data-verdict="{{.R.Verdict}}" data-arrows="{{.Diagram.Arrows}}">
-<div class="case-head"><h2>{{.R.Case}} <span class="title">{{.R.Title}}</span></h2><span class="badge verdict {{.R.Verdict}}">{{upper .R.Verdict}}</span></div>
+<div class="case-head"><h2>{{.Name}} <span class="title">{{.R.Title}}</span></h2><span class="badge verdict {{.R.Verdict}}">{{upper .R.Verdict}}</span></div>
 <p class="trigger"><b>What the lab does:</b> {{.R.Trigger}}</p>
 <div class="case-body">
 <div class="diagram">
@@ -550,7 +555,7 @@ footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
 <line class="life" x1="{{f .X}}" y1="{{f $d.LifeTop}}" x2="{{f .X}}" y2="{{f $d.LifeBottom}}"></line>
 {{- end}}
 {{- range .Cols}}
-<g class="node"><rect x="{{f (sub .X 76)}}" y="6" width="152" height="44" rx="6"></rect><text class="name" x="{{f .X}}" y="25" text-anchor="middle">{{.Name}}</text><text class="addr" x="{{f .X}}" y="41" text-anchor="middle">{{.Addr}}</text></g>
+<g class="node"><rect x="{{f .BoxX}}" y="6" width="{{f .BoxW}}" height="44" rx="6"></rect><text class="name" x="{{f .X}}" y="25" text-anchor="middle">{{.Name}}</text><text class="addr" x="{{f .X}}" y="41" text-anchor="middle">{{.Addr}}</text></g>
 {{- end}}
 <text class="time" x="{{f 50.0}}" y="41" text-anchor="end">ms</text>
 {{- range .Breaks}}

@@ -110,7 +110,7 @@ func TestHTMLScale(t *testing.T) {
 // directory). With -update it also rewrites docs/html-report.png.
 func TestHTMLInBrowser(t *testing.T) {
 	browser := findChromium(t)
-	d := loadRun(t)
+	d := loadBoth(t)
 	out := os.Getenv("TCPLAB_ARTEFACTS")
 	if out == "" {
 		out = t.TempDir()

@@ -3,10 +3,12 @@ package report
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 
 	"github.com/tcplab/tcplab/experiments"
+	"github.com/tcplab/tcplab/topology"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,11 +128,11 @@ func nodeColumn(node string) int {
 // copy drawn elsewhere (or link-layer traffic, which a ladder leaves out).
 func packetStep(e experiments.Entry) (step, bool) {
 	p := e.Packet
-	if p == nil || p.Proto == "arp" {
+	if p == nil || p.Proto == "arp" || p.Proto == "ipv6-nd" {
 		return step{}, false
 	}
 	s := step{at: e.AtMS, kind: stepArrow, label: packetLabel(p), class: packetClass(p)}
-	src := hostName(p.Src)
+	src := nodeOf(p.Src)
 	switch {
 	case p.Point == experiments.PointRouterClient && src == "client":
 		s.from = colClient
@@ -200,12 +202,43 @@ func packetLabel(p *experiments.PacketOut) string {
 		if *p.ICMPType == 3 && p.Proto == "icmp" {
 			return fmt.Sprintf("ICMP 3/%d %s", *p.ICMPCode, unreachName(*p.ICMPCode))
 		}
-		return fmt.Sprintf("ICMP type %d code %d", *p.ICMPType, *p.ICMPCode)
+		if *p.ICMPType == 1 && p.Proto == "icmpv6" {
+			return fmt.Sprintf("ICMPv6 1/%d %s", *p.ICMPCode, unreach6Name(*p.ICMPCode))
+		}
+		name := "ICMP"
+		if p.Proto == "icmpv6" {
+			name = "ICMPv6"
+		}
+		return fmt.Sprintf("%s type %d code %d", name, *p.ICMPType, *p.ICMPCode)
 	}
 	if p.Proto == "udp" && p.DstPort != 0 {
 		return fmt.Sprintf("UDP to port %d", p.DstPort)
 	}
 	return strings.ToUpper(p.Proto)
+}
+
+func unreach6Name(code uint8) string {
+	names := map[uint8]string{0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "address-unreachable",
+		4: "port-unreachable", 5: "source-policy-failed", 6: "reject-route"}
+	if n, ok := names[code]; ok {
+		return n
+	}
+	return fmt.Sprintf("unreachable code %d", code)
+}
+
+// nodeOf names the lab host an address belongs to, in either family, or
+// returns "" for any other address (link-local, multicast).
+func nodeOf(ip string) string {
+	eq := func(a net.IP) bool { return a != nil && ip == a.String() }
+	switch {
+	case eq(topology.ClientIP), eq(topology.ClientIP6):
+		return "client"
+	case eq(topology.ServerIP), eq(topology.ServerIP6):
+		return "server"
+	case eq(topology.RouterClientIP), eq(topology.RouterServerIP), eq(topology.RouterClientIP6), eq(topology.RouterServerIP6):
+		return "router"
+	}
+	return ""
 }
 
 func packetClass(p *experiments.PacketOut) string {
@@ -435,7 +468,11 @@ func (f folded) lines(color bool) []string {
 		}
 		llo, lhi = llo+1, lhi-1
 		text := " " + label + " "
-		if w := lhi - llo + 1; len([]rune(text)) > w {
+		w := lhi - llo + 1
+		if len([]rune(text)) > w {
+			text = strings.Replace(text, "-unreachable", "-unreach", 1)
+		}
+		if len([]rune(text)) > w {
 			text = string([]rune(text)[:w])
 		}
 		c.put(llo+(lhi-llo+1-len([]rune(text)))/2, text, f.class)

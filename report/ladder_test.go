@@ -16,15 +16,18 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files (and docs/html-report.png) from the recorded run")
 
-// TestLadderGolden renders the ladder of every recorded case and compares
-// it with its golden file; -update rewrites them.
+// TestLadderGolden renders the ladder of every recorded case, in both
+// families, and compares it with its golden file; -update rewrites them.
 func TestLadderGolden(t *testing.T) {
-	d := loadRun(t)
-	for _, r := range d.Results {
-		t.Run(r.Case, func(t *testing.T) {
+	for _, r := range loadBoth(t).Results {
+		name := r.Case
+		if r.Family == 6 {
+			name += "-6"
+		}
+		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
 			Ladder(&b, r, TextOptions{})
-			golden(t, filepath.Join("testdata", "ladder", r.Case+".txt"), b.Bytes())
+			golden(t, filepath.Join("testdata", "ladder", name+".txt"), b.Bytes())
 		})
 	}
 }
@@ -62,7 +65,7 @@ func golden(t *testing.T, path string, got []byte) {
 
 // TestLadderFits80Columns: no line of any ladder is wider than a terminal.
 func TestLadderFits80Columns(t *testing.T) {
-	for _, r := range append(loadRun(t).Results, longRun()) {
+	for _, r := range append(loadBoth(t).Results, longRun()) {
 		var b bytes.Buffer
 		Ladder(&b, r, TextOptions{})
 		for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
@@ -96,7 +99,7 @@ func TestLadderColour(t *testing.T) {
 // counts of the rows add up to the packets the router saw, and every time
 // of a folded packet is printed.
 func TestLadderKeepsEveryPacket(t *testing.T) {
-	for _, r := range append(loadRun(t).Results, longRun()) {
+	for _, r := range append(loadBoth(t).Results, longRun()) {
 		want, _ := wantArrows(r)
 		got := 0
 		var b bytes.Buffer

@@ -3,19 +3,34 @@ package report
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/tcplab/tcplab/experiments"
 )
 
-// recorded is a real run of every case (`tcplab run all --json`), so the
-// renderers are tested on what the lab produces, without a lab.
-const recorded = "testdata/run-all.json"
+// The recorded runs of every case, over IPv4 (`tcplab run all --json`) and
+// IPv6 (`--family 6`), so the renderers are tested on what the lab
+// produces, without a lab.
+const (
+	recorded  = "testdata/run-all.json"
+	recorded6 = "testdata/run-all-6.json"
+)
 
-// loadRun reads the recorded run. experiments.Window writes its bounds as
+// loadRun reads the recorded IPv4 run.
+func loadRun(t testing.TB) Document { return loadFile(t, recorded) }
+
+// loadBoth reads both recorded runs into one document, IPv4 first.
+func loadBoth(t testing.TB) Document {
+	d := loadFile(t, recorded)
+	d.Results = append(d.Results, loadFile(t, recorded6).Results...)
+	return d
+}
+
+// loadFile reads a recorded run. experiments.Window writes its bounds as
 // min_ms and max_ms but reads nothing back, so they are restored here.
-func loadRun(t testing.TB) Document {
+func loadFile(t testing.TB, recorded string) Document {
 	t.Helper()
 	b, err := os.ReadFile(recorded)
 	if err != nil {
@@ -68,7 +83,7 @@ func caseResult(t testing.TB, d Document, id string) experiments.Result {
 			return r
 		}
 	}
-	t.Fatalf("%s has no %s", recorded, id)
+	t.Fatalf("the recorded run has no %s", id)
 	return experiments.Result{}
 }
 
@@ -82,9 +97,11 @@ func wantArrows(r experiments.Result) (arrows, notForwarded int) {
 		if e.Kind != "packet" || p == nil || p.Proto == "arp" {
 			continue
 		}
-		own := map[string]string{experiments.PointRouterClient: "198.51.100.2", experiments.PointRouterServer: "203.0.113.2"}[p.Point]
-		router := map[string]string{experiments.PointRouterClient: "198.51.100.1", experiments.PointRouterServer: "203.0.113.1"}[p.Point]
-		if own == "" || (p.Src != own && p.Src != router) {
+		own := map[string][]string{
+			experiments.PointRouterClient: {"198.51.100.2", "198.51.100.1", "2001:db8:c::2", "2001:db8:c::1"},
+			experiments.PointRouterServer: {"203.0.113.2", "203.0.113.1", "2001:db8:5::2", "2001:db8:5::1"},
+		}[p.Point]
+		if !slices.Contains(own, p.Src) {
 			continue
 		}
 		arrows++
