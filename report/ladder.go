@@ -67,6 +67,7 @@ type step struct {
 	// resend counts the earlier copies of the same segment from the same
 	// sender: 1 for the first retransmission.
 	resend int
+	bytes  int    // a packet's payload
 	class  string // colour class: syn ack data fin rst icmp other; ok err eof; fault note
 	detail string // the full decode, for hovering
 	key    string // equal for repeats (retransmissions), to fold them
@@ -131,7 +132,7 @@ func packetStep(e experiments.Entry) (step, bool) {
 	if p == nil || p.Proto == "arp" || p.Proto == "ipv6-nd" {
 		return step{}, false
 	}
-	s := step{at: e.AtMS, kind: stepArrow, label: packetLabel(p), class: packetClass(p)}
+	s := step{at: e.AtMS, kind: stepArrow, label: packetLabel(p), class: packetClass(p), bytes: p.Len}
 	src := nodeOf(p.Src)
 	switch {
 	case p.Point == experiments.PointRouterClient && src == "client":
@@ -376,6 +377,11 @@ func ladderLines(r experiments.Result, color bool) []string {
 type folded struct {
 	step
 	times []float64
+	// flow: different segments of one stream folded together (a bulk
+	// transfer), with their bytes; only their first and last times are
+	// listed.
+	flow  bool
+	bytes int
 }
 
 // foldSteps folds runs of a step, or of a pair of steps (a segment and the
@@ -383,25 +389,41 @@ type folded struct {
 // condensing rule.
 func foldSteps(steps []step) []folded {
 	rows := make([]row, len(steps))
+	flows := make([]row, len(steps))
 	for i, s := range steps {
 		rows[i] = row{s.at, s.key}
+		flows[i] = row{s.at, s.key}
+		if s.kind == stepArrow && s.resend == 0 {
+			flows[i].key = fmt.Sprintf("flow %d %d %v %s", s.from, s.to, s.dropped, s.class)
+		}
 	}
 	var out []folded
 	for i := 0; i < len(steps); {
 		done := false
-		for _, period := range []int{1, 2} {
-			n := repeats(rows[i:], period)
-			if n < 3 {
+		// Repeats of the very same packets first; then, so that a bulk
+		// transfer does not fill the screen, runs of new segments of a
+		// stream (data one way, ACKs the other), which retransmissions
+		// interrupt.
+		for _, try := range []struct {
+			rows   []row
+			period int
+			min    int
+			flow   bool
+		}{{rows, 1, 3, false}, {rows, 2, 3, false}, {flows, 1, 6, true}, {flows, 2, 6, true}, {flows, 3, 6, true}} {
+			n := repeats(try.rows[i:], try.period)
+			if n < try.min {
 				continue
 			}
-			for k := range period {
-				f := folded{step: steps[i+k]}
+			for k := range try.period {
+				f := folded{step: steps[i+k], flow: try.flow}
 				for j := range n {
-					f.times = append(f.times, steps[i+j*period+k].at)
+					s := steps[i+j*try.period+k]
+					f.times = append(f.times, s.at)
+					f.bytes += s.bytes
 				}
 				out = append(out, f)
 			}
-			i += n * period
+			i += n * try.period
 			done = true
 			break
 		}
@@ -431,7 +453,11 @@ func (f folded) lines(color bool) []string {
 	at := fmt.Sprintf("%.1f", f.at)
 	n := len(f.times)
 	label := f.label
-	if n > 1 {
+	if f.flow && f.class == "data" {
+		label = fmt.Sprintf("data ×%d, %d bytes", n, f.bytes)
+	} else if f.flow {
+		label = fmt.Sprintf("%s ×%d", f.label, n)
+	} else if n > 1 {
 		label += fmt.Sprintf(" ×%d", n)
 	} else if f.resend > 0 {
 		label += fmt.Sprintf(" (resend %d)", f.resend)
@@ -523,6 +549,9 @@ func (f folded) lines(color bool) []string {
 				w = fmt.Sprintf("%.1f\u00a0ms", t)
 			}
 			words = append(words, w)
+		}
+		if f.flow {
+			words = []string{"from", fmt.Sprintf("%.1f", f.times[0]), "to", fmt.Sprintf("%.1f\u00a0ms", f.times[n-1])}
 		}
 		for _, l := range wrapWords(words, textHi-textLo+1) {
 			c := newCanvas("")

@@ -161,3 +161,39 @@ func longRun() experiments.Result {
 	r.Timeline = append(r.Timeline, experiments.Entry{AtMS: at, Kind: "call", Node: "client", Text: "recv → ETIMEDOUT"})
 	return r
 }
+
+// TestLadderBulk: a transfer of many segments folds into a few rows, and
+// a retransmission in it still stands out on its own row.
+func TestLadderBulk(t *testing.T) {
+	r := experiments.Result{Case: "bulk"}
+	pkt := func(at float64, fromServer bool, seq uint32, n int) {
+		p := &experiments.PacketOut{Point: experiments.PointRouterClient, Proto: "tcp", Src: "198.51.100.2", Dst: "203.0.113.2",
+			SrcPort: 40000, DstPort: 8000, Flags: "ACK", Seq: 1, Ack: seq, Fate: "forwarded"}
+		if fromServer {
+			p = &experiments.PacketOut{Point: experiments.PointRouterServer, Proto: "tcp", Src: "203.0.113.2", Dst: "198.51.100.2",
+				SrcPort: 8000, DstPort: 40000, Flags: "PSH,ACK", Seq: seq, Ack: 1, Len: n, Fate: "forwarded"}
+		}
+		r.Timeline = append(r.Timeline, experiments.Entry{AtMS: at, Kind: "packet", Packet: p,
+			Text: fmt.Sprintf("%s > %s %s seq=%d ack=%d len=%d", p.Src, p.Dst, p.Flags, p.Seq, p.Ack, p.Len)})
+	}
+	seq := uint32(1)
+	at := 1.0
+	for i := range 200 {
+		pkt(at, true, seq, 1000+i%2*448)
+		seq += uint32(1000 + i%2*448)
+		pkt(at+0.1, false, seq, 0)
+		at += 2
+	}
+	pkt(at+200, true, seq-1448, 1448) // a retransmission
+	var b bytes.Buffer
+	Ladder(&b, r, TextOptions{})
+	out := b.String()
+	if n := strings.Count(out, "\n"); n > 12 {
+		t.Errorf("a bulk transfer takes %d lines:\n%s", n, out)
+	}
+	for _, want := range []string{"data ×200, 244800 bytes", "ACK ×200", "from 1.0 to 399.0 ms", "(resend 1)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+}

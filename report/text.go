@@ -39,7 +39,7 @@ func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 	if len(r.Timeline) > 0 {
 		p("ladder    ms since the start; each packet is an arrow from its sender: ┼ the\n")
 		p("          router forwarded it, X it did not; * a fault or signal, · a note;\n")
-		p("          ├ ┤ a call and its result; ×N the same packet N times\n")
+		p("          ├ ┤ a call and its result; ×N: N in a row (resent, or a transfer)\n")
 		Ladder(w, r, o)
 	}
 	if len(r.PacketChecks) > 0 {
