@@ -521,8 +521,8 @@ footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
   .case-body { grid-template-columns: minmax(0, 1fr); }
   /* A case starts a page: its title, and its diagram scaled to fit below. */
   .diagram { break-inside: avoid; }
-  .diagram svg { max-height: 215mm; }
-  table.summary { break-inside: avoid; }
+  .diagram svg { max-height: 175mm; }
+  table.summary tr { break-inside: avoid; }
   a { text-decoration: none; }
   svg .arrow .hit { display: none; }
 }
