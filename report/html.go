@@ -68,10 +68,11 @@ func textbookDiff(d string) string {
 // HTMLPath checks, before any case runs, that the report can be written
 // to path; it leaves an existing file as it was.
 func HTMLPath(path string) error {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
+	st, statErr := os.Stat(path)
+	if statErr == nil && st.IsDir() {
 		return fmt.Errorf("html report %s is a directory", path)
 	}
-	_, statErr := os.Stat(path)
+	// Opening without O_TRUNC proves the right to write and changes nothing.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("html report %s cannot be written: %w", path, err)

@@ -440,8 +440,9 @@ func lane(a, b int) (lo, hi int) {
 	return min(ladderX[a], ladderX[b]) + 1, max(ladderX[a], ladderX[b]) - 1
 }
 
-// sideLane is the lane a node's calls and marks are written in: the one
-// towards the middle of the diagram, right of the router.
+// sideLane is the lane a node's calls and marks are written in: the
+// client's right of its line, the router's and the server's between them,
+// so no text runs off the 79 columns.
 func sideLane(col int) (lo, hi int) {
 	if col == colClient {
 		return lane(colClient, colRouter)
@@ -533,9 +534,6 @@ func (f folded) lines(color bool) []string {
 			rows = append(rows, c)
 		}
 		textLo, textHi = lo, hi
-		if f.from == colServer {
-			textLo += 2
-		}
 	}
 	if n > 1 {
 		// Words are wrapped whole; the unit stays with the last time.
