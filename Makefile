@@ -15,7 +15,7 @@ build:
 
 # Privileged tests build real namespaces: the test binaries run as root.
 test:
-	$(GO) test $(if $(SUDO),-exec sudo) -count=1 $(TESTFLAGS) ./...
+	$(GO) test $(if $(SUDO),-exec sudo) -count=1 -parallel 20 $(TESTFLAGS) ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -50,6 +50,9 @@ type Event struct {
 	End   int64 `json:"end_ns"`
 	// Local is the socket's local address after connect or accept.
 	Local string `json:"local,omitempty"`
+	// RTOus is the retransmission timeout the kernel set for the new
+	// connection (TCP_INFO), in microseconds, after connect.
+	RTOus uint32 `json:"rto_us,omitempty"`
 	// Err is set when the agent could not make the call at all.
 	Err string `json:"err,omitempty"`
 }
@@ -231,6 +234,9 @@ func (a *agent) connect(c Cmd) Event {
 	}
 	a.connFD = fd
 	ev.Local = sockName(fd)
+	if ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+		ev.RTOus = ti.Rto
+	}
 	return ev
 }
 

@@ -106,6 +106,8 @@ type Settings struct {
 	Basis string
 	// Family is the address family the case runs over, 4 or 6.
 	Family int
+	// RTO is the largest retransmission timeout the prediction allows.
+	RTO time.Duration
 }
 
 // Case is one entry of the catalogue.
@@ -143,6 +145,8 @@ type Config struct {
 	Family int
 	// BYO, if set, runs the cases with the user's own programs.
 	BYO *BYO
+	// rto is the RTO the kernel set for the run's connection, once known.
+	rto time.Duration
 	// NoCapture runs without packet capture: no timeline of packets, no
 	// packet checks in the verdict, no pcap files.
 	NoCapture bool

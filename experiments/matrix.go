@@ -106,7 +106,7 @@ func matrixCase(c Code, phase string) *Case {
 			a := addrsOf(s)
 			judge := backingOff
 			if c.Revert {
-				judge = notBackingOff
+				judge = notBackingOff(max(s.RTO, rtoRange[1]))
 			}
 			return []PacketCheck{
 				{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, port), withData), Min: 3, Max: -1, Judge: judge},

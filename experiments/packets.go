@@ -127,13 +127,15 @@ func backingOff(ts []time.Time, _ time.Time) (bool, string) {
 
 // notBackingOff checks that no gap exceeds twice the largest RTO a lab
 // connection gets: each ICMP undid the backoff.
-func notBackingOff(ts []time.Time, _ time.Time) (bool, string) {
-	for i := 1; i < len(ts); i++ {
-		if g := ts[i].Sub(ts[i-1]); g > 2*rtoRange[1] {
-			return false, gaps(ts) + "; a gap backed off to " + fmtDur(g)
+func notBackingOff(rto time.Duration) func([]time.Time, time.Time) (bool, string) {
+	return func(ts []time.Time, _ time.Time) (bool, string) {
+		for i := 1; i < len(ts); i++ {
+			if g := ts[i].Sub(ts[i-1]); g > 2*rto {
+				return false, gaps(ts) + "; a gap backed off to " + fmtDur(g)
+			}
 		}
+		return true, gaps(ts) + ": no backoff, each ICMP undid it"
 	}
-	return true, gaps(ts) + ": no backoff, each ICMP undid it"
 }
 
 // afterFault reports how long after the fault the first packet came.
@@ -213,7 +215,7 @@ func hostUnreachablePackets(s Settings, port uint16) []PacketCheck {
 	a := addrsOf(s)
 	return []PacketCheck{
 		{Desc: "ICMP host-unreachable (ICMPv6 address-unreachable) from the router for the client's data", Point: PointRouterClient, AfterFault: true, Match: icmpUnreachable(a, a.host, port), Min: 2, Max: -1},
-		{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, port), withData), Min: 3, Max: -1, Judge: judgeRevert(s.Family)},
+		{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, port), withData), Min: 3, Max: -1, Judge: judgeRevert(s)},
 		{Desc: "client segments forwarded to the server", Point: PointRouterServer, AfterFault: true, Match: tcpFromClient(a, port), Max: 0},
 	}
 }
@@ -231,9 +233,9 @@ func hostRebootPackets(s Settings, port uint16) []PacketCheck {
 // judgeRevert: over IPv4 each ICMP host unreachable undoes the backoff;
 // over IPv6 address unreachable does not (tcp_v6_err reverts only for
 // no-route), so the retransmissions back off as after a crash.
-func judgeRevert(family int) func([]time.Time, time.Time) (bool, string) {
-	if family == 6 {
+func judgeRevert(s Settings) func([]time.Time, time.Time) (bool, string) {
+	if s.Family == 6 {
 		return backingOff
 	}
-	return notBackingOff
+	return notBackingOff(max(s.RTO, rtoRange[1]))
 }

@@ -85,6 +85,14 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (r *Run) result(err error) Result {
 	c := r.Case
+	// Predict from the RTO the kernel set for the connection, when known.
+	for _, ev := range r.events {
+		if ev.Node == "client" && ev.Syscall == "connect" && ev.RTOus > 0 {
+			cfg := r.Cfg
+			cfg.rto = time.Duration(ev.RTOus) * time.Microsecond
+			r.Settings = settingsOf(c, cfg)
+		}
+	}
 	res := Result{
 		Case:        c.ID,
 		Title:       c.Title,
