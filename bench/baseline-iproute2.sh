@@ -5,10 +5,10 @@
 # step as a shell script would: three named namespaces (client, router,
 # server), a veth pair from the router to each (created inside the router
 # namespace, the peer created directly in the other namespace), the same
-# sysctls in each namespace, addresses from 198.51.100.0/24 and
-# 203.0.113.0/24, permanent neighbour entries, default routes and
-# forwarding on the router. Nothing is created in, or changed in, the host
-# namespace.
+# sysctls in each namespace, addresses from 198.51.100.0/24, 203.0.113.0/24,
+# 2001:db8:c::/64 and 2001:db8:5::/64, permanent neighbour entries, default
+# routes and forwarding on the router. Nothing is created in, or changed in,
+# the host namespace.
 #
 # bench/compare.sh times it against `tcplab up` + `tcplab down`.
 #
@@ -40,9 +40,16 @@ MAC_RS=02:74:6c:00:00:03 MAC_SR=02:74:6c:00:00:04
 node_sysctls() {
 	cmds=
 	w() { cmds="$cmds echo $2 >/proc/sys/net/$1;"; }
-	w ipv6/conf/all/disable_ipv6 1
-	w ipv6/conf/default/disable_ipv6 1
 	w ipv4/ip_forward "$1"
+	for scope in all default; do
+		w ipv6/conf/$scope/disable_ipv6 0
+		w ipv6/conf/$scope/forwarding "$1"
+		w ipv6/conf/$scope/accept_dad 0
+		w ipv6/conf/$scope/accept_ra 0
+		w ipv6/conf/$scope/router_solicitations 0
+		w ipv6/conf/$scope/keep_addr_on_down 1
+		w ipv6/conf/$scope/ignore_routes_with_linkdown 0
+	done
 	for scope in all default; do
 		w ipv4/conf/$scope/forwarding "$1"
 		w ipv4/conf/$scope/rp_filter 0
@@ -55,6 +62,7 @@ node_sysctls() {
 	if [ "$1" = 1 ]; then
 		w ipv4/icmp_ratelimit 0
 		w ipv4/icmp_msgs_per_sec 100000
+		w ipv6/icmp/ratelimit 0
 	fi
 	echo "$cmds"
 }
@@ -72,23 +80,33 @@ up() {
 
 	ip -n $R link add $RC address $MAC_RC numtxqueues 1 numrxqueues 1 type veth \
 		peer name $CR address $MAC_CR numtxqueues 1 numrxqueues 1 netns $C
-	ip -n $R addr add 198.51.100.1/24 dev $RC
-	ip -n $C addr add 198.51.100.2/24 dev $CR
 	ip -n $R link set $RC up
 	ip -n $C link set $CR up
+	ip -n $R addr add 198.51.100.1/24 dev $RC
+	ip -n $C addr add 198.51.100.2/24 dev $CR
 	ip -n $R neigh replace 198.51.100.2 lladdr $MAC_CR dev $RC nud permanent
 	ip -n $C neigh replace 198.51.100.1 lladdr $MAC_RC dev $CR nud permanent
 	ip -n $C route add default via 198.51.100.1 dev $CR
+	ip -n $R addr add 2001:db8:c::1/64 dev $RC
+	ip -n $C addr add 2001:db8:c::2/64 dev $CR
+	ip -n $R neigh replace 2001:db8:c::2 lladdr $MAC_CR dev $RC nud permanent
+	ip -n $C neigh replace 2001:db8:c::1 lladdr $MAC_RC dev $CR nud permanent
+	ip -n $C route add default via 2001:db8:c::1 dev $CR
 
 	ip -n $R link add $RS address $MAC_RS numtxqueues 1 numrxqueues 1 type veth \
 		peer name $SR address $MAC_SR numtxqueues 1 numrxqueues 1 netns $S
-	ip -n $R addr add 203.0.113.1/24 dev $RS
-	ip -n $S addr add 203.0.113.2/24 dev $SR
 	ip -n $R link set $RS up
 	ip -n $S link set $SR up
+	ip -n $R addr add 203.0.113.1/24 dev $RS
+	ip -n $S addr add 203.0.113.2/24 dev $SR
 	ip -n $R neigh replace 203.0.113.2 lladdr $MAC_SR dev $RS nud permanent
 	ip -n $S neigh replace 203.0.113.1 lladdr $MAC_RS dev $SR nud permanent
 	ip -n $S route add default via 203.0.113.1 dev $SR
+	ip -n $R addr add 2001:db8:5::1/64 dev $RS
+	ip -n $S addr add 2001:db8:5::2/64 dev $SR
+	ip -n $R neigh replace 2001:db8:5::2 lladdr $MAC_SR dev $RS nud permanent
+	ip -n $S neigh replace 2001:db8:5::1 lladdr $MAC_RS dev $SR nud permanent
+	ip -n $S route add default via 2001:db8:5::1 dev $SR
 }
 
 # Deleting a namespace removes its links: no link is deleted one by one.

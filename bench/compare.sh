@@ -6,9 +6,10 @@
 #
 # Usage: sudo bench/compare.sh [N]     (N iterations of each, default 50)
 #
-# It builds tcplab into a temporary directory first, and installs iproute2
-# with apt-get if `ip` is missing (for the baseline only). Nothing touches
-# the host's network namespace.
+# It builds tcplab into a temporary directory first (or times the binary
+# named by TCPLAB_BIN), and installs iproute2 with apt-get if `ip` is
+# missing (for the baseline only). Nothing touches the host's network
+# namespace.
 set -euo pipefail
 
 n=${1:-50}
@@ -28,8 +29,12 @@ fi
 
 go=$(command -v go || echo /usr/local/go/bin/go)
 tmp=$(mktemp -d)
-tcplab=$tmp/tcplab
-(cd "$repo" && "$go" build -o "$tcplab" ./cmd/tcplab)
+if [ -n "${TCPLAB_BIN:-}" ]; then
+	tcplab=$(cd "$(dirname "$TCPLAB_BIN")" && pwd)/$(basename "$TCPLAB_BIN")
+else
+	tcplab=$tmp/tcplab
+	(cd "$repo" && "$go" build -o "$tcplab" ./cmd/tcplab)
+fi
 
 # Lab names: tcplab's and the baseline's never collide, and a leftover of
 # an earlier run cannot collide with them either.
@@ -78,6 +83,8 @@ run_baseline() {
 	bu+=($((b - a))) bd+=($((c - b))) bt+=($((c - a)))
 }
 
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # One untimed round of each: binaries and libraries in the page cache.
 run_tcplab
 run_baseline
@@ -117,7 +124,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 echo "machine:   $(nproc) CPUs, ${cpu:-unknown CPU}, $mem; Linux $(uname -r)"
 echo "software:  $("$go" version | cut -d' ' -f3), $(ip -V | sed 's/^ip utility, //')"
-echo "run:       $n iterations of each, alternating; timer: $timer"
+echo "run:       $n iterations of each, alternating; timer: $timer; load average before: $load"
 echo
 echo "tcplab up + down (two processes)"
 echo "  up       $(fmt "$s_tu")"
