@@ -301,11 +301,7 @@ func (r *Run) byoSteps(plan byoPlan, b BYO) (client, server *program, err error)
 		if err := plan.after(r); err != nil {
 			return nil, server, err
 		}
-		if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
-			return nil, server, err
-		}
-		_, err = r.Call(r.Client, syscallCmd("recv"))
-		return nil, server, err
+		return nil, server, r.sendThenRecv()
 	}
 	if client, err = startProgram(r.Lab.Client, b.ClientCmd, r.byoEnv()); err != nil {
 		return nil, server, err

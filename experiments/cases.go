@@ -460,11 +460,7 @@ func init() {
 			if err := r.Fault("server", "server link down (crash)", func() error { return impair.Crash(r.Lab) }); err != nil {
 				return err
 			}
-			if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
-				return err
-			}
-			_, err := r.Call(r.Client, syscallCmd("recv"))
-			return err
+			return r.sendThenRecv()
 		},
 	})
 
@@ -507,11 +503,7 @@ func init() {
 			}); err != nil {
 				return err
 			}
-			if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
-				return err
-			}
-			_, err := r.Call(r.Client, syscallCmd("recv"))
-			return err
+			return r.sendThenRecv()
 		},
 	})
 
@@ -561,11 +553,7 @@ func init() {
 			if err := r.Killed(r.Server, "recv"); err != nil {
 				return err
 			}
-			if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
-				return err
-			}
-			_, err := r.Call(r.Client, syscallCmd("recv"))
-			return err
+			return r.sendThenRecv()
 		},
 	})
 

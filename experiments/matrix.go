@@ -96,11 +96,7 @@ func matrixCase(c Code, phase string) *Case {
 			if err := reject(r, impair.Match{Src: r.ip(topology.Client), Dst: r.ip(topology.Server), DstPort: uint16(r.Port())}); err != nil {
 				return err
 			}
-			if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
-				return err
-			}
-			_, err := r.Call(r.Client, syscallCmd("recv"))
-			return err
+			return r.sendThenRecv()
 		}
 		k.Packets = func(s Settings, port uint16) []PacketCheck {
 			a := addrsOf(s)

@@ -78,6 +78,16 @@ func (r *Run) waitServerConnGone(clientLocal string, timeout time.Duration) erro
 	}
 }
 
+// sendThenRecv has the client write a segment of data and wait for the
+// answer, or the error that ends the connection.
+func (r *Run) sendThenRecv() error {
+	if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
+		return err
+	}
+	_, err := r.Call(r.Client, syscallCmd("recv"))
+	return err
+}
+
 // syscallCmd is shorthand for a call with no arguments.
 func syscallCmd(op string) Cmd { return Cmd{Op: op} }
 
