@@ -4,6 +4,7 @@
 package experiments
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -55,6 +56,20 @@ func (w *Window) String() string {
 // MarshalJSON gives the window in milliseconds.
 func (w *Window) MarshalJSON() ([]byte, error) {
 	return fmt.Appendf(nil, `{"min_ms":%d,"max_ms":%d}`, w.Min.Milliseconds(), w.Max.Milliseconds()), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, so a saved result keeps
+// its windows.
+func (w *Window) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Min int64 `json:"min_ms"`
+		Max int64 `json:"max_ms"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	w.Min, w.Max = time.Duration(v.Min)*time.Millisecond, time.Duration(v.Max)*time.Millisecond
+	return nil
 }
 
 func fmtDur(d time.Duration) string {

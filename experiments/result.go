@@ -154,7 +154,7 @@ func (r *Run) result(err error) Result {
 		res.Verdict = Observed
 		return res
 	}
-	res.Mismatches = compare(res.Expected.Calls, res.Events, true)
+	res.Mismatches = compare(res.Expected.Calls, res.Events, true, "expected")
 	if c.Packets != nil && !r.Cfg.NoCapture {
 		res.PacketChecks = checkPackets(c.Packets(r.Settings, uint16(r.Cfg.Port)), pkts, firstFault(marks))
 		for _, pc := range res.PacketChecks {
@@ -167,7 +167,7 @@ func (r *Run) result(err error) Result {
 			}
 		}
 	}
-	res.TextbookDiffs = compare(c.Textbook.Calls, res.Events, false)
+	res.TextbookDiffs = compare(c.Textbook.Calls, res.Events, false, "the textbook says")
 	res.TextbookAgrees = len(res.TextbookDiffs) == 0
 	res.Verdict = Match
 	if len(res.Mismatches) > 0 {
@@ -213,7 +213,7 @@ func faultBefore(marks []Mark, t, start time.Time) time.Time {
 // compare checks, node by node and in order, that the observed calls are
 // exactly the expected ones, and with timing, that each returned within
 // its window.
-func compare(want []Call, got []EventOut, timing bool) []string {
+func compare(want []Call, got []EventOut, timing bool, says string) []string {
 	var diffs []string
 	nodes := []string{}
 	seen := map[string]bool{}
@@ -245,15 +245,15 @@ func compare(want []Call, got []EventOut, timing bool) []string {
 		for i := 0; i < max(len(w), len(g)); i++ {
 			switch {
 			case i >= len(g):
-				diffs = append(diffs, fmt.Sprintf("%s: expected %s, but the %s made no further call", n, w[i], n))
+				diffs = append(diffs, fmt.Sprintf("%s: %s %s, but the %s made no further call", n, says, w[i], n))
 			case i >= len(w):
-				diffs = append(diffs, fmt.Sprintf("%s: unexpected %s → %s%s", n, g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
+				diffs = append(diffs, fmt.Sprintf("%s: %s no %s → %s%s", n, says, g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
 			case w[i].Syscall != g[i].Syscall || w[i].Result != g[i].Result || w[i].Signal != g[i].Signal:
-				diffs = append(diffs, fmt.Sprintf("%s: expected %s, observed %s → %s%s", n, w[i], g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
+				diffs = append(diffs, fmt.Sprintf("%s: %s %s, observed %s → %s%s", n, says, w[i], g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
 			case timing && w[i].Within != nil:
 				t := time.Duration(g[i].TMS * float64(time.Millisecond))
 				if t < w[i].Within.Min || t > w[i].Within.Max {
-					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after the fault, expected %s", n, g[i].Syscall, g[i].Result, fmtDur(t), w[i].Within))
+					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after the fault, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), says, w[i].Within))
 				}
 			}
 		}

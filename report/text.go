@@ -92,7 +92,7 @@ func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 		} else {
 			p("; the textbook differs:\n")
 			for _, d := range r.TextbookDiffs {
-				p("          - %s\n", strings.Replace(d, "expected", "textbook says", 1))
+				p("          - %s\n", d)
 			}
 		}
 	}
