@@ -41,24 +41,27 @@ func (n *Node) Start(cmd *exec.Cmd) error {
 	pidfd := -1
 	cmd.SysProcAttr.PidFD = &pidfd
 
+	if ShuttingDown() {
+		return ErrShuttingDown
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		closing.RLock()
-		if isClosing {
-			closing.RUnlock()
-			runtime.UnlockOSThread()
-			errc <- ErrShuttingDown
-			return
-		}
 		if err := netns.Set(ns); err != nil {
-			closing.RUnlock()
 			runtime.UnlockOSThread() // never left the host namespace
 			errc <- fmt.Errorf("enter %s: %w", n.NSName, err)
 			return
 		}
+		// Not under closing: Start waits for the child to exec, which a
+		// stopped child never does, and Shutdown must not wait for it.
 		serr := cmd.Start()
-		closing.RUnlock()
+		if serr == nil && ShuttingDown() {
+			// Shutdown began meanwhile and may have looked for the lab's
+			// processes before this one existed.
+			_ = cmd.Process.Kill()
+			serr = ErrShuttingDown
+			defer cmd.Wait()
+		}
 		back := netns.Set(hostNS)
 		cmd.SysProcAttr.PidFD = callerFD
 		if serr == nil && callerFD != nil {
@@ -68,6 +71,9 @@ func (n *Node) Start(cmd *exec.Cmd) error {
 					*callerFD = d
 				}
 			}
+		}
+		if serr != nil && pidfd >= 0 {
+			unix.Close(pidfd)
 		}
 		switch {
 		case back != nil && serr == nil:

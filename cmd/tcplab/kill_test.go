@@ -110,7 +110,10 @@ func readingStdin(pid int) bool {
 // the checks hold in any case.
 func killAndClean(t *testing.T, id string, hold bool, reach func(t *testing.T, p *proc, lab string, agents map[string]int) bool) bool {
 	p := startTcplab(t, "run", id)
-	lab, agents := agentsOf(t, p.pid(), 20*time.Second, hold)
+	lab, agents, ok := agentsOf(t, p, 20*time.Second, hold)
+	if !ok {
+		t.Fatalf("tcplab ended before its agents were seen; stderr:\n%s", p.stderr.String())
+	}
 	inodes := labInodes(lab)
 	fds := pidfds(t, agents)
 	inPhase := reach(t, p, lab, agents)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcplab/tcplab/experiments"
 	"github.com/tcplab/tcplab/internal/labtest"
 	"github.com/tcplab/tcplab/topology"
 	"github.com/vishvananda/netlink"
@@ -236,24 +237,36 @@ func labInodes(id string) map[string]uint64 {
 	return out
 }
 
-// agentsOf waits until tcplab process pid has a client and a server agent,
-// each in its lab namespace, and returns them by role with the lab's id.
-// With hold, each agent is stopped (SIGSTOP) as soon as it is seen.
-func agentsOf(t testing.TB, pid int, timeout time.Duration, hold bool) (string, map[string]int) {
+// agentsOf waits until tcplab process p has a client and a server agent,
+// each in its lab namespace, and returns them by role with the lab's id;
+// ok is false if p ended first (a short case can run its course between
+// two looks). With hold, each agent is stopped (SIGSTOP) as soon as it is
+// seen, which holds the case: tcplab waits for both agents to say they are
+// ready before it asks anything of them.
+func agentsOf(t testing.TB, p *proc, timeout time.Duration, hold bool) (lab string, agents map[string]int, ok bool) {
 	t.Helper()
-	var id string
-	agents := map[string]int{}
+	pid := p.pid()
+	agents = map[string]int{}
 	until(t, fmt.Sprintf("the agents of tcplab %d", pid), timeout, func() bool {
-		if id == "" {
-			if id = labOf(pid); id == "" {
+		if p.exited() {
+			return true
+		}
+		if lab == "" {
+			if lab = labOf(pid); lab == "" {
 				return false
 			}
 		}
-		ino := labInodes(id)
+		ino := labInodes(lab)
 		for _, c := range children(pid) {
 			for _, r := range []string{topology.Client, topology.Server} {
 				if n := netnsOf(c); n != 0 && n == ino[r] {
 					if hold && agents[r] != c {
+						// Not before it has exec'd: until then tcplab's
+						// forking thread waits for it, holding the lock
+						// that the other agent's start needs.
+						if !isAgent(c) {
+							continue
+						}
 						syscall.Kill(c, syscall.SIGSTOP)
 					}
 					agents[r] = c
@@ -262,7 +275,24 @@ func agentsOf(t testing.TB, pid int, timeout time.Duration, hold bool) (string, 
 		}
 		return len(agents) == 2
 	})
-	return id, agents
+	return lab, agents, len(agents) == 2 && !p.exited()
+}
+
+// isAgent reports whether process pid has exec'd as an agent (its
+// environment names its role).
+func isAgent(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	return err == nil && bytes.Contains(b, []byte(experiments.AgentEnv+"="))
+}
+
+// mustAgentsOf is agentsOf for a case long enough not to end first.
+func mustAgentsOf(t testing.TB, p *proc, timeout time.Duration) (string, map[string]int) {
+	t.Helper()
+	lab, agents, ok := agentsOf(t, p, timeout, false)
+	if !ok {
+		t.Fatalf("tcplab ended before its agents were seen; stderr:\n%s", p.stderr.String())
+	}
+	return lab, agents
 }
 
 // pidfds opens a pidfd on each process, to wait for its exit without
@@ -438,5 +468,19 @@ func procState(pid int) string {
 // stopped waits until the process is stopped by SIGSTOP.
 func stopped(t testing.TB, pid int) {
 	t.Helper()
-	until(t, fmt.Sprintf("process %d to stop", pid), 5*time.Second, func() bool { return procState(pid) == "T" })
+	if !stoppedOrGone(t, pid) {
+		t.Fatalf("process %d ended instead of stopping", pid)
+	}
+}
+
+// stoppedOrGone waits until the process is stopped by SIGSTOP, or has
+// ended (false).
+func stoppedOrGone(t testing.TB, pid int) bool {
+	t.Helper()
+	var st string
+	until(t, fmt.Sprintf("process %d to stop", pid), 5*time.Second, func() bool {
+		st = procState(pid)
+		return st == "T" || st == "Z" || st == "X" || st == ""
+	})
+	return st == "T"
 }
