@@ -231,6 +231,7 @@ func shortDur(d time.Duration) string {
 // Summary is the outcome of several runs of one case.
 type Summary struct {
 	Case    string         `json:"case"`
+	Family  int            `json:"family"`
 	Runs    int            `json:"runs"`
 	Verdict map[string]int `json:"verdicts"`
 	MinMS   float64        `json:"elapsed_min_ms"`
@@ -238,24 +239,25 @@ type Summary struct {
 	MaxMS   float64        `json:"elapsed_max_ms"`
 }
 
-// Summarise groups results by case, in first-seen order.
+// Summarise groups results by case and family, in first-seen order.
 func Summarise(results []experiments.Result) []Summary {
 	var out []Summary
 	idx := map[string]int{}
 	el := map[string][]float64{}
 	for _, r := range results {
-		i, ok := idx[r.Case]
+		key := caseName(r)
+		i, ok := idx[key]
 		if !ok {
 			i = len(out)
-			idx[r.Case] = i
-			out = append(out, Summary{Case: r.Case, Verdict: map[string]int{}})
+			idx[key] = i
+			out = append(out, Summary{Case: r.Case, Family: r.Family, Verdict: map[string]int{}})
 		}
 		out[i].Runs++
 		out[i].Verdict[r.Verdict]++
-		el[r.Case] = append(el[r.Case], r.ElapsedMS)
+		el[key] = append(el[key], r.ElapsedMS)
 	}
 	for i := range out {
-		v := el[out[i].Case]
+		v := el[caseName(experiments.Result{Case: out[i].Case, Family: out[i].Family})]
 		sort.Float64s(v)
 		out[i].MinMS, out[i].MedMS, out[i].MaxMS = v[0], v[len(v)/2], v[len(v)-1]
 	}
@@ -273,7 +275,7 @@ func SummaryTable(w io.Writer, sums []Summary) {
 				other = append(other, fmt.Sprintf("%s %d", v, s.Verdict[v]))
 			}
 		}
-		fmt.Fprintf(w, "%-20s %-9s %-22s %s\n", s.Case, fmt.Sprintf("%d/%d", s.Verdict[experiments.Match], s.Runs),
+		fmt.Fprintf(w, "%-20s %-9s %-22s %s\n", caseName(experiments.Result{Case: s.Case, Family: s.Family}), fmt.Sprintf("%d/%d", s.Verdict[experiments.Match], s.Runs),
 			fmt.Sprintf("%s/%s/%s", shortDur(msDur(s.MinMS)), shortDur(msDur(s.MedMS)), shortDur(msDur(s.MaxMS))), strings.Join(other, ", "))
 	}
 }

@@ -353,13 +353,46 @@ func permanentNeigh(l netlink.Link, ip net.IP, mac net.HardwareAddr) *netlink.Ne
 // the same names, addresses and MACs, after that node's namespace was
 // recreated (a reboot). The old pair must be gone.
 func (l *Lab) Reconnect(role string) error {
-	switch role {
-	case Client:
-		return l.connect(l.Client)
-	case Server:
-		return l.connect(l.Server)
+	n := l.Node(role)
+	if n == nil || role == Router {
+		return fmt.Errorf("reconnect %s: only the client or the server can be reconnected", role)
 	}
-	return fmt.Errorf("reconnect %s: only the client or the server can be reconnected", role)
+	if err := l.connect(n); err != nil {
+		return err
+	}
+	// A host is back up when its IPv6 stack has brought the link up too:
+	// the kernel configures the link-local address from its own work
+	// queue, after the link is up.
+	return n.waitLinkLocal(LinkName(l.ID, role, Router), 5*time.Second)
+}
+
+// waitLinkLocal waits until the link has a usable (not tentative) IPv6
+// link-local address, polling the node's addresses.
+func (n *Node) waitLinkLocal(name string, timeout time.Duration) error {
+	h, err := n.handle()
+	if err != nil {
+		return err
+	}
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", name, n.NSName, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		addrs, err := h.AddrList(link, unix.AF_INET6)
+		if err != nil {
+			return fmt.Errorf("list addresses of %s in %s: %w", name, n.NSName, err)
+		}
+		for _, a := range addrs {
+			if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s in %s has no usable IPv6 link-local address after %v", name, n.NSName, timeout)
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's address list
+	}
 }
 
 // Recreate makes a fresh namespace for node n under the same name, with the
