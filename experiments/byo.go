@@ -72,15 +72,7 @@ var byoPlans = map[string]byoPlan{
 		})
 	}},
 	"host-reboot": {listener: true, after: func(r *Run) error {
-		if err := r.Fault("server", "server host crashes (reboot begins)", func() error {
-			return impair.Reboot(r.Lab, func() {
-				r.mark("server", "server host down: processes killed, sockets destroyed, namespace freed", false)
-			})
-		}); err != nil {
-			return err
-		}
-		r.mark("server", "server host back up: same addresses and MAC, no TCP state", false)
-		return r.Recapture(PointRouterServer)
+		return r.reboot()
 	}},
 	"host-shutdown": {listener: true, after: func(r *Run) error {
 		var st impair.ShutdownTimes

@@ -539,16 +539,7 @@ func init() {
 			if err := r.Begin(r.Server, syscallCmd("recv")); err != nil {
 				return err
 			}
-			if err := r.Fault("server", "server host crashes (reboot begins)", func() error {
-				return impair.Reboot(r.Lab, func() {
-					r.mark("server", "server host down: processes killed, sockets destroyed, namespace freed", false)
-				})
-			}); err != nil {
-				return err
-			}
-			r.mark("server", "server host back up: same addresses and MAC, no TCP state", false)
-			// The router's link to the server was recreated: capture it anew.
-			if err := r.Recapture(PointRouterServer); err != nil {
+			if err := r.reboot(); err != nil {
 				return err
 			}
 			if err := r.Killed(r.Server, "recv"); err != nil {

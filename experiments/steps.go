@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tcplab/tcplab/impair"
 	"github.com/tcplab/tcplab/topology"
 )
 
@@ -86,6 +87,21 @@ func (r *Run) sendThenRecv() error {
 	}
 	_, err := r.Call(r.Client, syscallCmd("recv"))
 	return err
+}
+
+// reboot is the host-reboot fault, with the host's going down and coming
+// back marked, and the capture of the recreated link restarted.
+func (r *Run) reboot() error {
+	if err := r.Fault("server", "server host crashes (reboot begins)", func() error {
+		return impair.Reboot(r.Lab, func() {
+			r.mark("server", "server host down: processes killed, sockets destroyed, namespace freed", false)
+		})
+	}); err != nil {
+		return err
+	}
+	r.mark("server", "server host back up: same addresses and MAC, no TCP state", false)
+	// The router's link to the server was recreated: capture it anew.
+	return r.Recapture(PointRouterServer)
 }
 
 // syscallCmd is shorthand for a call with no arguments.
