@@ -81,16 +81,20 @@ func (l *Lab) Up(kind string) (err error) {
 		}
 	}()
 	// The namespaces are independent, and making one is mostly the
-	// kernel setting up its per-namespace state: make all three at once.
-	if err := parallel(l.Client.create, l.Router.create, l.Server.create); err != nil {
-		return err
+	// kernel setting up its per-namespace state: make all three at once,
+	// and join each pair as soon as its two namespaces exist. The pairs
+	// share only the router's handle, which serializes its own requests.
+	router, client, server := started(l.Router.create), started(l.Client.create), started(l.Server.create)
+	pair := func(n *Node, made func() error) func() error {
+		return func() error {
+			if router() != nil || made() != nil {
+				return nil // reported below
+			}
+			return l.connect(n)
+		}
 	}
-	// The two pairs share only the router's handle, which serializes its
-	// own requests.
-	if err := parallel(
-		func() error { return l.connect(l.Client) },
-		func() error { return l.connect(l.Server) },
-	); err != nil {
+	cerr := parallel(pair(l.Client, client), pair(l.Server, server))
+	if err := errors.Join(router(), client(), server(), cerr); err != nil {
 		return err
 	}
 	return markReady(l.ID)
@@ -109,6 +113,21 @@ func parallel(fns ...func() error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// started runs fn on its own goroutine and returns a function that waits
+// for it and gives its error, to any number of callers.
+func started(fn func() error) func() error {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		err = fn()
+		close(done)
+	}()
+	return func() error {
+		<-done
+		return err
+	}
 }
 
 // loopback is every namespace's lo: the kernel always gives it index 1
