@@ -11,7 +11,7 @@ TESTFLAGS ?=
 .PHONY: build test lint run clean vagrant-test
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcplab
+	$(GO) build -tags urfave_cli_no_docs -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcplab
 
 # Privileged tests build real namespaces: the test binaries run as root.
 test:

@@ -112,8 +112,12 @@ func (k Knob) String() string { return fmt.Sprintf("%s %s=%s", k.Node, k.Key, k.
 // set and the timeout they predict.
 type Settings struct {
 	Knobs []Knob
-	// Predicted is the kernel-imposed time the case waits on (0 if none).
+	// Predicted is when the kernel timer a call waits on fires (0 if
+	// none).
 	Predicted time.Duration
+	// Floor, when set, is the whole case's kernel-imposed time, for a
+	// case that waits on Predicted more than once.
+	Floor time.Duration
 	// Window, when the kernel's choice depends on the connection's RTO,
 	// is the span of instants it may pick (before tolerance).
 	Window *Window

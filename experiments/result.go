@@ -99,7 +99,7 @@ func (r *Run) result(err error) Result {
 		Trigger:     c.Trigger,
 		Knobs:       r.Settings.Knobs,
 		PredictedMS: ms(r.Settings.Predicted),
-		FloorMS:     ms(r.Settings.Predicted),
+		FloorMS:     ms(max(r.Settings.Floor, r.Settings.Predicted)),
 		Basis:       r.Settings.Basis,
 		Textbook:    c.Textbook,
 		Expected:    c.Linux(r.Settings),

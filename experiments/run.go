@@ -167,11 +167,17 @@ func (r *Run) execute(withClient, withServer bool, body func() error, stop func(
 		}
 		// Packet sockets hold their namespaces: stop before Down.
 		r.raw, r.capErr = r.stopCaptures()
-		if r.Client != nil {
-			r.Client.Kill()
+		// Signal both agents, then wait for both: each wait is the kernel
+		// tearing a process down, and the two can overlap.
+		for _, p := range []*Peer{r.Client, r.Server} {
+			if p != nil {
+				_ = p.cmd.Process.Kill()
+			}
 		}
-		if r.Server != nil {
-			r.Server.Kill()
+		for _, p := range []*Peer{r.Client, r.Server} {
+			if p != nil {
+				<-p.exited
+			}
 		}
 		if derr := lab.Down(); derr != nil && err == nil {
 			err = derr
