@@ -284,19 +284,7 @@ func msDur(v float64) time.Duration { return time.Duration(v * float64(time.Mill
 
 // programText reports what one of the user's programs did.
 func programText(w io.Writer, label string, pr *experiments.Program) {
-	status := "still running when the lab was removed"
-	switch {
-	case pr.TimedOut:
-		status = "stopped: still running after --client-timeout"
-	case pr.Signal != "":
-		status = "killed by " + pr.Signal
-	case pr.Exit != nil:
-		status = fmt.Sprintf("exited with status %d", *pr.Exit)
-	}
-	if pr.AfterFaultMS != nil {
-		status += fmt.Sprintf(", %s after the fault", shortDur(msDur(*pr.AfterFaultMS)))
-	}
-	field(w, label, fmt.Sprintf("`%s`: %s", pr.Cmd, status))
+	field(w, label, fmt.Sprintf("`%s`: %s", pr.Cmd, programStatus(pr)))
 	for _, l := range pr.StderrTail {
 		fmt.Fprintf(w, "%-9s | %s\n", "", l)
 	}
