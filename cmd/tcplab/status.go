@@ -74,16 +74,17 @@ func printLab(w io.Writer, id string) error {
 		fmt.Fprintf(w, "lab %s (made by tcplab %s, pid %d, gone; `tcplab clean` removes it)\n", id, s.Kind, s.PID)
 	}
 	rows := []struct{ role, addrs string }{
-		{topology.Client, topology.ClientIP.String() + "/24"},
-		{topology.Router, topology.RouterClientIP.String() + "/24, " + topology.RouterServerIP.String() + "/24"},
-		{topology.Server, topology.ServerIP.String() + "/24"},
+		{topology.Client, topology.ClientIP.String() + "/24, " + topology.ClientIP6.String() + "/64"},
+		{topology.Router, topology.RouterClientIP.String() + "/24, " + topology.RouterServerIP.String() + "/24, " +
+			topology.RouterClientIP6.String() + "/64, " + topology.RouterServerIP6.String() + "/64"},
+		{topology.Server, topology.ServerIP.String() + "/24, " + topology.ServerIP6.String() + "/64"},
 	}
 	for _, r := range rows {
 		state := ""
 		if !topology.NodeExists(id, r.role) {
 			state = "  (missing)"
 		}
-		fmt.Fprintf(w, "  %-7s netns %-24s %s%s\n", r.role, topology.NSName(id, r.role), r.addrs, state)
+		fmt.Fprintf(w, "  %-7s netns %s%s\n  %-7s %s\n", r.role, topology.NSName(id, r.role), state, "", r.addrs)
 	}
 	return problem
 }
