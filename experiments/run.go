@@ -237,7 +237,7 @@ func (r *Run) progress() func() {
 			case <-done:
 				return
 			case <-t.C:
-				r.Cfg.Progress(r.Case.ID, time.Since(r.start), r.Settings.Predicted)
+				r.Cfg.Progress(r.Case.ID, time.Since(r.start), max(r.Settings.Floor, r.Settings.Predicted))
 			}
 		}
 	}()
