@@ -384,7 +384,7 @@ func Open(id string) (*Lab, State, error) {
 	return l, s, nil
 }
 
-// Removed is a lab Clean removed.
+// Removed is a lab Clean removed (or, with a corrupt state file, kept).
 type Removed struct {
 	ID string
 	// BadState is why the lab's state file could not be read, if it
@@ -396,11 +396,11 @@ type Removed struct {
 // processes, half-made labs, namespaces without a state file, state files
 // whose namespaces are all gone, and temporary state files of killed
 // processes. Labs left by `tcplab up` stay unless all is set; a lab that a
-// live process is still building or running stays in any case. A state
-// file that cannot be parsed is treated as a leftover: it is removed with
-// whatever it names.
+// live process is still building or running stays in any case. So does a
+// lab whose state file is corrupt, unless all is set: nothing says whose it
+// is.
 func Clean(all bool) (removed []string, err error) {
-	rs, err := CleanLabs(all)
+	rs, _, err := CleanLabs(all)
 	for _, r := range rs {
 		removed = append(removed, r.ID)
 	}
@@ -408,13 +408,12 @@ func Clean(all bool) (removed []string, err error) {
 }
 
 // CleanLabs is Clean, saying for each lab removed whether its state file
-// was corrupt.
-func CleanLabs(all bool) ([]Removed, error) {
+// was corrupt, and returning the labs with a corrupt state file it kept.
+func CleanLabs(all bool) (removed, kept []Removed, err error) {
 	ids, err := Labs()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var removed []Removed
 	var errs []error
 	for _, id := range ids {
 		s, serr := ReadState(id)
@@ -432,6 +431,10 @@ func CleanLabs(all bool) ([]Removed, error) {
 				continue // removed by its owner meanwhile
 			}
 		case errors.Is(serr, ErrBadState):
+			if !all {
+				kept = append(kept, Removed{ID: id, BadState: serr})
+				continue
+			}
 			bad = serr
 		default:
 			errs = append(errs, serr)
@@ -447,7 +450,7 @@ func CleanLabs(all bool) ([]Removed, error) {
 	if err := removeStaleTemps(); err != nil {
 		errs = append(errs, err)
 	}
-	return removed, errors.Join(errs...)
+	return removed, kept, errors.Join(errs...)
 }
 
 // closing guards lab creation against a concurrent Shutdown: claiming a

@@ -13,9 +13,9 @@ func cleanCommand() *cli.Command {
 		Name:  "clean",
 		Usage: "remove what labs of dead tcplab processes left behind (namespaces, links, processes, state files)",
 		Description: "Leftovers are found by lab id: namespaces named tcplab-ID-*, state files under " + topology.StateDir + ".\n" +
-			"Labs made by `tcplab up` and labs of running tcplab processes are kept unless --all is given;\n" +
-			"a lab a running tcplab is still building or running a case on is always kept. A lab whose\n" +
-			"state file is corrupt is removed, with exit status 2 and a line saying so.",
+			"Labs made by `tcplab up`, and labs whose state file is corrupt (nothing says whose they are),\n" +
+			"are kept unless --all is given; a lab that a running tcplab is building or running a case on\n" +
+			"is always kept. A corrupt state file, kept or removed, gets a line on stderr and exit status 2.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "also remove labs made by `tcplab up`"},
 		},
@@ -25,26 +25,33 @@ func cleanCommand() *cli.Command {
 				return usagef("clean takes no arguments (use `tcplab down NAME` for one lab)")
 			}
 			var removed []topology.Removed
+			var kept []topology.Removed
 			err := shielded(func() error {
 				var err error
-				removed, err = topology.CleanLabs(c.Bool("all"))
+				removed, kept, err = topology.CleanLabs(c.Bool("all"))
 				return err
 			})
-			var bad []error
+			var notes []string
 			for _, r := range removed {
 				fmt.Fprintf(c.App.Writer, "removed lab %s\n", r.ID)
 				if r.BadState != nil {
-					bad = append(bad, r.BadState)
+					notes = append(notes, oneLine(r.BadState.Error())+"; removed the lab anyway")
 				}
+			}
+			for _, k := range kept {
+				notes = append(notes, fmt.Sprintf("%s; kept it: `tcplab down %s` or `tcplab clean --all` removes it", oneLine(k.BadState.Error()), k.ID))
 			}
 			if err != nil {
+				for _, n := range notes {
+					fmt.Fprintln(os.Stderr, "tcplab: "+n)
+				}
 				return usageError(err)
 			}
-			if len(bad) > 0 {
-				for _, b := range bad[:len(bad)-1] {
-					fmt.Fprintln(os.Stderr, "tcplab: "+oneLine(b.Error())+"; removed the lab anyway")
+			if len(notes) > 0 {
+				for _, n := range notes[:len(notes)-1] {
+					fmt.Fprintln(os.Stderr, "tcplab: "+n)
 				}
-				return usagef("%v; removed the lab anyway", bad[len(bad)-1])
+				return usagef("%s", notes[len(notes)-1])
 			}
 			if len(removed) == 0 {
 				fmt.Fprintln(c.App.Writer, "nothing to clean")
