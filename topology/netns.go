@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netns"
@@ -156,6 +157,13 @@ func prepareNetnsDir() error {
 		}
 		err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 		if err == unix.EINVAL { // not a mount point yet
+			if mountedBelow(NetnsDir) {
+				// Namespaces already mounted there (by an older tool)
+				// would be duplicated under the new mount, and the
+				// hidden copies would keep them alive: leave it as is.
+				err = nil
+				return
+			}
 			if err = unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
 				err = unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
 			}
@@ -165,4 +173,20 @@ func prepareNetnsDir() error {
 		}
 	})
 	return prepareOnce.err
+}
+
+// mountedBelow reports whether anything is mounted under dir, from this
+// process's mount table.
+func mountedBelow(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true // unknown: do not risk hiding anything
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			return true
+		}
+	}
+	return false
 }

@@ -121,6 +121,9 @@ func runAction(c *cli.Context) error {
 	var pcapErr error
 	results := experiments.RunJobs(jobs, cfg, parallel, func(r experiments.Result) {
 		live.clear()
+		if topology.ShuttingDown() {
+			return // interrupted: the teardown, not the case, ended it
+		}
 		if pcapDir != "" {
 			if _, err := report.WritePcaps(pcapDir, r); err != nil && pcapErr == nil {
 				pcapErr = err
