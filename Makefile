@@ -14,7 +14,9 @@ build:
 	$(GO) build -tags urfave_cli_no_docs -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcplab
 
 # Privileged tests build real namespaces: the test binaries run as root.
+# The programs some tests use are installed first if missing.
 test:
+	$(SUDO) bash scripts/test-deps.sh
 	$(GO) test $(if $(SUDO),-exec sudo) -count=1 -parallel 20 $(TESTFLAGS) ./...
 
 lint:

@@ -12,6 +12,7 @@ import (
 	"github.com/tcplab/tcplab/experiments"
 	"github.com/tcplab/tcplab/internal/labtest"
 	"github.com/tcplab/tcplab/topology"
+	"golang.org/x/sys/unix"
 )
 
 // interruptedStatus is the exit status tcplab owes each signal.
@@ -51,6 +52,18 @@ func interruptCase(t *testing.T, id string, sig syscall.Signal) bool {
 		return false
 	}
 	inodes := labInodes(lab)
+	// An agent the case itself ended (a reboot, a shutdown) just as it was
+	// seen: the case is past the hold; let it finish and try again.
+	for _, pid := range agents {
+		if unix.Kill(pid, 0) != nil {
+			for _, c := range agents {
+				unix.Kill(c, unix.SIGCONT)
+			}
+			p.wait(60 * time.Second)
+			t.Logf("%s: an agent ended as it was seen; again", id)
+			return false
+		}
+	}
 	fds := pidfds(t, agents)
 	p.signal(syscall.SIGSTOP)
 	stopped(t, p.pid())

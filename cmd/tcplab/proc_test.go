@@ -247,8 +247,20 @@ func agentsOf(t testing.TB, p *proc, timeout time.Duration, hold bool) (lab stri
 	t.Helper()
 	pid := p.pid()
 	agents = map[string]int{}
+	// A case can run past the moment both agents exist before both are
+	// seen (a reboot or shutdown ends the server agent at once): then the
+	// one held is let go, and the attempt counts as a case that ended first.
+	var firstSeen time.Time
+	missed := false
 	until(t, fmt.Sprintf("the agents of tcplab %d", pid), timeout, func() bool {
 		if p.exited() {
+			return true
+		}
+		if hold && len(agents) == 1 && time.Since(firstSeen) > 3*time.Second {
+			for _, c := range agents {
+				syscall.Kill(c, syscall.SIGCONT)
+			}
+			missed = true
 			return true
 		}
 		if lab == "" {
@@ -269,12 +281,19 @@ func agentsOf(t testing.TB, p *proc, timeout time.Duration, hold bool) (lab stri
 						}
 						syscall.Kill(c, syscall.SIGSTOP)
 					}
+					if len(agents) == 0 {
+						firstSeen = time.Now()
+					}
 					agents[r] = c
 				}
 			}
 		}
 		return len(agents) == 2
 	})
+	if missed {
+		p.wait(60 * time.Second)
+		return lab, agents, false
+	}
 	return lab, agents, len(agents) == 2 && !p.exited()
 }
 
