@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tcplab/tcplab/impair"
-	"github.com/tcplab/tcplab/topology"
 )
 
 // Helpers the cases' steps share.
@@ -107,4 +106,3 @@ func (r *Run) reboot() error {
 // syscallCmd is shorthand for a call with no arguments.
 func syscallCmd(op string) Cmd { return Cmd{Op: op} }
 
-var _ = topology.Server
