@@ -105,4 +105,3 @@ func (r *Run) reboot() error {
 
 // syscallCmd is shorthand for a call with no arguments.
 func syscallCmd(op string) Cmd { return Cmd{Op: op} }
-
