@@ -203,34 +203,12 @@ func TestHostUntouched(t *testing.T) {
 			t.Fatal(err)
 		}
 		if mid := labtest.HostSnapshot(t); mid != before {
-			t.Errorf("host changed while the lab was up:\n%s", diff(before, mid))
+			t.Errorf("host changed while the lab was up:\n%s", labtest.SnapshotDiff(before, mid))
 		}
 	})
 	if after := labtest.HostSnapshot(t); after != before {
-		t.Errorf("host changed:\n%s", diff(before, after))
+		t.Errorf("host changed:\n%s", labtest.SnapshotDiff(before, after))
 	}
-}
-
-func diff(a, b string) string {
-	am, bm := map[string]bool{}, map[string]bool{}
-	for _, l := range strings.Split(a, "\n") {
-		am[l] = true
-	}
-	for _, l := range strings.Split(b, "\n") {
-		bm[l] = true
-	}
-	var out []string
-	for l := range am {
-		if !bm[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for l := range bm {
-		if !am[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestDownKillsProcesses: a process started in a node, and one it forked,

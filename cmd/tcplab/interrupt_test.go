@@ -30,7 +30,7 @@ func TestInterruptEveryCase(t *testing.T) {
 		if i%2 == 1 {
 			sig = syscall.SIGTERM
 		}
-		t.Run(id+"/"+sigName(sig), func(t *testing.T) {
+		t.Run(id+"/"+experiments.SignalName(sig), func(t *testing.T) {
 			t.Parallel()
 			for attempt := 1; !interruptCase(t, id, sig); attempt++ {
 				if attempt == 3 {
@@ -82,18 +82,6 @@ func interruptCase(t *testing.T, id string, sig syscall.Signal) bool {
 	waitGone(t, fds, 5*time.Second)
 	noLeftovers(t, lab, inodes)
 	return true
-}
-
-func sigName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	case syscall.SIGHUP:
-		return "SIGHUP"
-	}
-	return s.String()
 }
 
 // TestInterruptTerminal: Ctrl-C on a terminal signals the whole foreground
@@ -160,7 +148,7 @@ func TestSecondInterruptDuringTeardown(t *testing.T) {
 func TestInterruptUp(t *testing.T) {
 	labtest.Privileged(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(sigName(sig), func(t *testing.T) {
+		t.Run(experiments.SignalName(sig), func(t *testing.T) {
 			for attempt := 1; ; attempt++ {
 				name := "i" + experiments.NewLabID()[:6]
 				path := filepath.Join(topology.StateDir, name+".json")

@@ -62,30 +62,6 @@ func TestSideBySide(t *testing.T) {
 		}
 	}
 	if after := labtest.HostSnapshot(t); after != before {
-		t.Errorf("the host's network state changed:\n%s", snapshotDiff(before, after))
+		t.Errorf("the host's network state changed:\n%s", labtest.SnapshotDiff(before, after))
 	}
-}
-
-// snapshotDiff lists the lines only one snapshot has.
-func snapshotDiff(a, b string) string {
-	in := func(s string) map[string]bool {
-		m := map[string]bool{}
-		for _, l := range strings.Split(s, "\n") {
-			m[l] = true
-		}
-		return m
-	}
-	am, bm := in(a), in(b)
-	var out []string
-	for l := range am {
-		if !bm[l] {
-			out = append(out, "- "+l)
-		}
-	}
-	for l := range bm {
-		if !am[l] {
-			out = append(out, "+ "+l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

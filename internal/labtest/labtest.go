@@ -86,6 +86,32 @@ func HostSnapshot(t testing.TB) string {
 	return b.String()
 }
 
+// SnapshotDiff lists the lines only one of two snapshots has, "-" for the
+// first and "+" for the second.
+func SnapshotDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	am, bm := in(a), in(b)
+	var out []string
+	for l := range am {
+		if !bm[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range bm {
+		if !am[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
 func nftRuleset(t testing.TB) string {
 	c, err := nftables.New()
 	if err != nil {
