@@ -73,6 +73,8 @@ func ICMPCodeName(code uint8) string {
 		return "prot-unreachable"
 	case PortUnreachable:
 		return "port-unreachable"
+	case 4:
+		return "frag-needed"
 	case NetProhibited:
 		return "net-prohibited"
 	case HostProhibited:

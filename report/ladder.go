@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tcplab/tcplab/experiments"
+	"github.com/tcplab/tcplab/impair"
 	"github.com/tcplab/tcplab/topology"
 	"golang.org/x/sys/unix"
 )
@@ -201,10 +202,10 @@ func packetLabel(p *experiments.PacketOut) string {
 			return "ICMP"
 		}
 		if *p.ICMPType == 3 && p.Proto == "icmp" {
-			return fmt.Sprintf("ICMP 3/%d %s", *p.ICMPCode, unreachName(*p.ICMPCode))
+			return fmt.Sprintf("ICMP 3/%d %s", *p.ICMPCode, impair.ICMPCodeName(*p.ICMPCode))
 		}
 		if *p.ICMPType == 1 && p.Proto == "icmpv6" {
-			return fmt.Sprintf("ICMPv6 1/%d %s", *p.ICMPCode, unreach6Name(*p.ICMPCode))
+			return fmt.Sprintf("ICMPv6 1/%d %s", *p.ICMPCode, impair.ICMP6CodeName(*p.ICMPCode))
 		}
 		name := "ICMP"
 		if p.Proto == "icmpv6" {
@@ -216,15 +217,6 @@ func packetLabel(p *experiments.PacketOut) string {
 		return fmt.Sprintf("UDP to port %d", p.DstPort)
 	}
 	return strings.ToUpper(p.Proto)
-}
-
-func unreach6Name(code uint8) string {
-	names := map[uint8]string{0: "no-route", 1: "admin-prohibited", 2: "beyond-scope", 3: "address-unreachable",
-		4: "port-unreachable", 5: "source-policy-failed", 6: "reject-route"}
-	if n, ok := names[code]; ok {
-		return n
-	}
-	return fmt.Sprintf("unreachable code %d", code)
 }
 
 // nodeOf names the lab host an address belongs to, in either family, or
