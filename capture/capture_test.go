@@ -288,7 +288,7 @@ func dump(pkts []Packet) string {
 
 func tcpSeg(src net.IP, sport int, dst net.IP, dport int, flags string) func(Packet, Decoded) bool {
 	return func(_ Packet, d Decoded) bool {
-		return d.Proto == "tcp" && d.Flags == flags &&
+		return d.Proto == "tcp" && d.Flags.String() == flags &&
 			d.Src == src.String() && int(d.SrcPort) == sport && d.Dst == dst.String() && int(d.DstPort) == dport
 	}
 }
@@ -543,7 +543,7 @@ func TestCaptureBulkTransfer(t *testing.T) {
 		if d.Proto != "tcp" || d.DstPort != 5001 || p.Outgoing {
 			continue
 		}
-		if d.Flags == "SYN" {
+		if d.Flags == SYN {
 			base = d.Seq + 1
 		}
 		if d.Len > 0 {

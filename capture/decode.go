@@ -22,9 +22,8 @@ type Decoded struct {
 	// addresses for ARP; Ethernet addresses for frames that are neither.
 	Src, Dst         string
 	SrcPort, DstPort uint16
-	// Flags are the TCP flags in the fixed order SYN,FIN,RST,PSH,ACK,URG,
-	// ECE,CWR, comma-separated: "SYN,ACK", "FIN,ACK", "RST,ACK", "PSH,ACK".
-	Flags    string
+	// Flags are the TCP flags.
+	Flags    TCPFlags
 	Seq, Ack uint32
 	// Len is the TCP or UDP payload length, taken from the IP and transport
 	// headers (so Ethernet padding and truncation do not affect it).
@@ -225,7 +224,7 @@ func decodeTCP(b []byte, length int, d *Decoded) {
 	if len(b) < 14 {
 		return
 	}
-	d.Flags = tcpFlags(b[13])
+	d.Flags = TCPFlags(b[13])
 	off := int(b[12]>>4) * 4
 	if off >= 20 {
 		d.Len = max(length-off, 0)
@@ -256,25 +255,6 @@ func tcpMSS(opts []byte) uint16 {
 		opts = opts[opts[1]:]
 	}
 	return 0
-}
-
-// tcpFlagOrder is the canonical order of flags in Decoded.Flags.
-var tcpFlagOrder = []struct {
-	bit  uint8
-	name string
-}{
-	{0x02, "SYN"}, {0x01, "FIN"}, {0x04, "RST"}, {0x08, "PSH"},
-	{0x10, "ACK"}, {0x20, "URG"}, {0x40, "ECE"}, {0x80, "CWR"},
-}
-
-func tcpFlags(f uint8) string {
-	var names []string
-	for _, fl := range tcpFlagOrder {
-		if f&fl.bit != 0 {
-			names = append(names, fl.name)
-		}
-	}
-	return strings.Join(names, ",")
 }
 
 func decodeUDP(b []byte, length int, d *Decoded) {
@@ -387,50 +367,6 @@ func decodeARP(p []byte, d *Decoded) {
 	d.Src, d.Dst = ipString(spa), ipString(tpa)
 }
 
-var icmpv4Types = map[uint8]string{
-	0: "echo-reply", 3: "dest-unreachable", 4: "source-quench", 5: "redirect",
-	8: "echo-request", 9: "router-advertisement", 10: "router-solicitation",
-	11: "time-exceeded", 12: "parameter-problem", 13: "timestamp-request",
-	14: "timestamp-reply",
-}
-
-var icmpv4Codes = map[uint8]map[uint8]string{
-	3: {
-		0: "net-unreachable", 1: "host-unreachable", 2: "protocol-unreachable",
-		3: "port-unreachable", 4: "frag-needed", 5: "source-route-failed",
-		6: "net-unknown", 7: "host-unknown", 8: "source-host-isolated",
-		9: "net-prohibited", 10: "host-prohibited", 11: "net-tos-unreachable",
-		12: "host-tos-unreachable", 13: "admin-prohibited",
-		14: "host-precedence-violation", 15: "precedence-cutoff",
-	},
-	5:  {0: "net", 1: "host", 2: "tos-net", 3: "tos-host"},
-	11: {0: "ttl-exceeded", 1: "reassembly-timeout"},
-	12: {0: "pointer", 1: "missing-option", 2: "bad-length"},
-}
-
-var icmpv6Types = map[uint8]string{
-	1: "dest-unreachable", 2: "packet-too-big", 3: "time-exceeded",
-	4: "parameter-problem", 128: "echo-request", 129: "echo-reply",
-	130: "mld-query", 131: "mld-report", 132: "mld-done",
-	133: "router-solicitation", 134: "router-advertisement",
-	135: "neighbor-solicitation", 136: "neighbor-advertisement",
-	137: "redirect", 143: "mldv2-report",
-}
-
-var icmpv6Codes = map[uint8]map[uint8]string{
-	1: {
-		0: "no-route", 1: "admin-prohibited", 2: "beyond-scope",
-		3: "address-unreachable", 4: "port-unreachable",
-		5: "source-policy-failed", 6: "reject-route",
-		7: "source-routing-header-error", 8: "headers-too-long",
-	},
-	3: {0: "hop-limit-exceeded", 1: "reassembly-timeout"},
-	4: {
-		0: "erroneous-header", 1: "unrecognized-next-header",
-		2: "unrecognized-option",
-	},
-}
-
 func hostPort(addr string, port uint16) string {
 	return net.JoinHostPort(addr, strconv.Itoa(int(port)))
 }
@@ -447,12 +383,12 @@ func (d Decoded) String() string {
 	}
 	switch d.Proto {
 	case "tcp":
-		flags := d.Flags
+		flags := d.Flags.String()
 		if flags == "" {
 			flags = "none"
 		}
 		fmt.Fprintf(&b, "%s > %s %s seq=%d", hostPort(d.Src, d.SrcPort), hostPort(d.Dst, d.DstPort), flags, d.Seq)
-		if strings.Contains(d.Flags, "ACK") {
+		if d.Flags.Has(ACK) {
 			fmt.Fprintf(&b, " ack=%d", d.Ack)
 		}
 		fmt.Fprintf(&b, " len=%d", d.Len)

@@ -117,7 +117,7 @@ func TestDecodeTCP(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Decode(tc.frame)
-			if d.Proto != "tcp" || d.Flags != tc.flags || d.Len != tc.len {
+			if d.Proto != "tcp" || d.Flags.String() != tc.flags || d.Len != tc.len {
 				t.Errorf("got proto %q flags %q len %d, want tcp %q %d", d.Proto, d.Flags, d.Len, tc.flags, tc.len)
 			}
 			if got := d.String(); got != tc.str {
@@ -141,7 +141,7 @@ func TestTCPFlagOrder(t *testing.T) {
 		0x02: "SYN", 0x12: "SYN,ACK", 0x11: "FIN,ACK", 0x14: "RST,ACK", 0x18: "PSH,ACK",
 		0x19: "FIN,PSH,ACK", 0xc2: "SYN,ECE,CWR", 0xff: "SYN,FIN,RST,PSH,ACK,URG,ECE,CWR", 0: "",
 	} {
-		if got := tcpFlags(bits); got != want {
+		if got := TCPFlags(bits).String(); got != want {
 			t.Errorf("tcpFlags(%#x) = %q, want %q", bits, got, want)
 		}
 	}
@@ -171,7 +171,7 @@ func TestDecodeICMPUnreachableQuotingTCP(t *testing.T) {
 				t.Fatal("no inner datagram")
 			}
 			if in.Proto != "tcp" || in.Src != "198.51.100.2" || in.Dst != "203.0.113.2" ||
-				in.SrcPort != 40000 || in.DstPort != 7 || in.Seq != 1234 || in.Flags != tc.flags {
+				in.SrcPort != 40000 || in.DstPort != 7 || in.Seq != 1234 || in.Flags.String() != tc.flags {
 				t.Errorf("inner decoded as %+v", *in)
 			}
 			want := "198.51.100.1 > 198.51.100.2 ICMP dest-unreachable host-unreachable (type 3 code 1) for 198.51.100.2:40000 > 203.0.113.2:7"
@@ -253,7 +253,7 @@ func TestDecodeICMPv6(t *testing.T) {
 		}
 		in := d.ICMPInner
 		if in == nil || in.Proto != "tcp" || in.Src != "2001:db8:1::2" || in.Dst != "2001:db8:2::2" ||
-			in.SrcPort != 40000 || in.DstPort != 443 || in.Seq != 7 || in.Flags != "SYN" {
+			in.SrcPort != 40000 || in.DstPort != 443 || in.Seq != 7 || in.Flags != SYN {
 			t.Fatalf("inner decoded as %+v", in)
 		}
 		want := fmt.Sprintf("2001:db8:1::1 > 2001:db8:1::2 ICMP6 dest-unreachable %s (type 1 code %d) for [2001:db8:1::2]:40000 > [2001:db8:2::2]:443", tc.name, tc.code)
@@ -300,7 +300,7 @@ func TestDecodeIPv6ExtensionHeaders(t *testing.T) {
 	payload := append(append(append([]byte{}, hbh...), frag...), tcpBytes...)
 	frame := serialize(t, eth(layers.EthernetTypeIPv6), ip6(client6, server6, 0), gopacket.Payload(payload))
 	d := Decode(frame)
-	if d.Proto != "tcp" || d.SrcPort != 40000 || d.DstPort != 80 || d.Seq != 9 || d.Flags != "SYN" || d.IPProto != 6 {
+	if d.Proto != "tcp" || d.SrcPort != 40000 || d.DstPort != 80 || d.Seq != 9 || d.Flags != SYN || d.IPProto != 6 {
 		t.Errorf("decoded as %+v", d)
 	}
 

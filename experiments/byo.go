@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tcplab/tcplab/impair"
 	"github.com/tcplab/tcplab/topology"
 	"github.com/vishvananda/netlink"
 )
@@ -34,67 +33,12 @@ const DefaultClientTimeout = 3 * time.Minute
 // no declared expectation for a foreign program, only what it did.
 const Observed = "observed"
 
-// byoPlan is how a case's fault applies to programs tcplab does not drive:
-// before the client starts, or once its connection is established.
-type byoPlan struct {
-	listener bool // a server must listen
-	before   func(r *Run) error
-	after    func(r *Run) error
-}
-
-func killServerHost(r *Run) error {
-	return r.Fault("server", "SIGKILL to every process of the server", func() error { return topology.KillProcesses(r.Lab.Server) })
-}
-
-var byoPlans = map[string]byoPlan{
-	"connect-timeout": {listener: true, before: func(r *Run) error {
-		return r.Fault("router", "drop SYNs to the server", func() error {
-			return impair.Drop(r.Lab, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true})
-		})
-	}},
-	"connect-refused": {listener: false, before: func(r *Run) error {
-		r.mark("server", fmt.Sprintf("nothing listens on port %d", r.Port()), true)
-		return nil
-	}},
-	"connect-unreachable": {listener: true, before: func(r *Run) error {
-		return r.Fault("router", "reject SYNs with ICMP host-unreachable", func() error {
-			return impair.Reject(r.Lab, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true}, r.unreachableCodes()[0])
-		})
-	}},
-	"server-killed": {listener: true, after: killServerHost},
-	"sigpipe":       {listener: true, after: killServerHost},
-	"host-crash": {listener: true, after: func(r *Run) error {
-		return r.Fault("server", "server link down (crash)", func() error { return impair.Crash(r.Lab) })
-	}},
-	"host-unreachable": {listener: true, after: func(r *Run) error {
-		return r.Fault("router", "reject client segments with ICMP host-unreachable", func() error {
-			return impair.Reject(r.Lab, impair.Match{Src: r.ip(topology.Client), Dst: r.ip(topology.Server), DstPort: uint16(r.Port())}, r.unreachableCodes()[0])
-		})
-	}},
-	"host-reboot": {listener: true, after: func(r *Run) error {
-		return r.reboot()
-	}},
-	"host-shutdown": {listener: true, after: func(r *Run) error {
-		var st impair.ShutdownTimes
-		err := r.Fault("server", "SIGTERM to every process of the server (shutdown)", func() error {
-			var err error
-			st, err = impair.ShutdownNode(r.Lab.Server, r.Cfg.Grace)
-			return err
-		})
-		if err == nil && !st.Kill.IsZero() {
-			r.Note("server", "SIGKILL to what was left after the grace period", st.Kill)
-		}
-		return err
-	}},
-}
-
 // CheckBYO tells whether case c can run with the given programs.
 func CheckBYO(c *Case, b BYO) error {
-	plan, ok := byoPlans[c.ID]
-	if !ok {
+	if c.Own == nil {
 		return fmt.Errorf("case %s cannot run with your own programs: its fault is the built-in client's own reset", c.ID)
 	}
-	if !plan.listener && b.ServerCmd != "" {
+	if !c.Own.Listener && b.ServerCmd != "" {
 		return fmt.Errorf("case %s needs no server: nothing may listen on the port", c.ID)
 	}
 	if b.ClientTimeout < 0 {
@@ -215,55 +159,32 @@ func (t *tail) lines() []string {
 	return out
 }
 
-// RunBYO runs case c with the user's programs and returns what they did.
-func RunBYO(c *Case, cfg Config, b BYO) Result {
-	cfg = cfg.withDefaults()
-	if b.ClientTimeout == 0 {
-		b.ClientTimeout = DefaultClientTimeout
-	}
-	began := time.Now()
-	r := &Run{Case: c, Cfg: cfg, Settings: settingsOf(c, cfg), start: began, byo: true}
-	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
-	var client, server *program
-	err := CheckBYO(c, b)
-	if err == nil {
-		plan := byoPlans[c.ID]
-		err = r.execute(b.ClientCmd == "", b.ServerCmd == "" && plan.listener, func() error {
-			var err error
-			client, server, err = r.byoSteps(plan, b)
-			return err
-		}, func() {
-			if client != nil {
-				client.stop()
-			}
-			if server != nil {
-				server.stop()
-			}
-		})
-	}
-	res := r.result(err)
-	res.WallMS = ms(time.Since(began))
-	res.OverheadMS = res.WallMS - res.FloorMS
-	fault := res.faultAt
+// runOwn is the body of a run with the user's programs: it starts them
+// in place of the built-in agents and applies the case's fault to them.
+func (r *Run) runOwn(b BYO) (client, server *program, err error) {
+	return r.byoSteps(*r.Case.Own, b)
+}
+
+// reportOwn adds what the user's programs did to the result.
+func reportOwn(res *Result, client, server *program) {
 	if client != nil {
-		res.ClientProgram = client.report(fault)
+		res.ClientProgram = client.report(res.faultAt)
 		res.ClientProgram.TimedOut = client.killed
 	}
 	if server != nil {
-		res.ServerProgram = server.report(fault)
+		res.ServerProgram = server.report(res.faultAt)
 	}
-	return res
 }
 
 func (r *Run) byoEnv() []string {
 	return []string{
-		"TCPLAB_SERVER_ADDR=" + r.ip(topology.Server).String(),
+		"TCPLAB_SERVER_ADDR=" + r.ServerAddr(),
 		"TCPLAB_SERVER_PORT=" + strconv.Itoa(r.Port()),
-		"TCPLAB_CLIENT_ADDR=" + r.ip(topology.Client).String(),
+		"TCPLAB_CLIENT_ADDR=" + topology.Addr(topology.Client, r.Cfg.Family).String(),
 	}
 }
 
-func (r *Run) byoSteps(plan byoPlan, b BYO) (client, server *program, err error) {
+func (r *Run) byoSteps(plan Own, b BYO) (client, server *program, err error) {
 	switch {
 	case b.ServerCmd != "":
 		if server, err = startProgram(r.Lab.Server, b.ServerCmd, r.byoEnv()); err != nil {
@@ -274,7 +195,7 @@ func (r *Run) byoSteps(plan byoPlan, b BYO) (client, server *program, err error)
 			return nil, server, err
 		}
 		r.mark("server", fmt.Sprintf("server listens on port %d", r.Port()), false)
-	case plan.listener:
+	case plan.Listener:
 		if err := r.listen(); err != nil {
 			return nil, nil, err
 		}
@@ -282,20 +203,20 @@ func (r *Run) byoSteps(plan byoPlan, b BYO) (client, server *program, err error)
 			return nil, nil, err
 		}
 	}
-	if plan.before != nil {
-		if err := plan.before(r); err != nil {
+	if plan.Before != nil {
+		if err := plan.Before(r); err != nil {
 			return nil, server, err
 		}
 	}
 	if b.ClientCmd == "" {
 		ev, err := r.connect()
-		if err != nil || plan.after == nil {
+		if err != nil || plan.After == nil {
 			return nil, server, err
 		}
 		if ev.Result != "ok" {
 			return nil, server, fmt.Errorf("client connect: %s", ev.Result)
 		}
-		if err := plan.after(r); err != nil {
+		if err := plan.After(r); err != nil {
 			return nil, server, err
 		}
 		return nil, server, r.sendThenRecv()
@@ -305,12 +226,12 @@ func (r *Run) byoSteps(plan byoPlan, b BYO) (client, server *program, err error)
 	}
 	r.mark("client", "client command started", false)
 	deadline := time.Now().Add(b.ClientTimeout)
-	if plan.after != nil {
+	if plan.After != nil {
 		if err := r.waitEstablished(client, deadline); err != nil {
 			return client, server, err
 		}
 		r.mark("client", "client connection ESTABLISHED", false)
-		if err := plan.after(r); err != nil {
+		if err := plan.After(r); err != nil {
 			return client, server, err
 		}
 	}
@@ -328,15 +249,8 @@ func (r *Run) byoSteps(plan byoPlan, b BYO) (client, server *program, err error)
 func (r *Run) waitListening(p *program, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		found := false
-		err := r.Lab.Server.Do(func() error {
-			socks, err := netlink.SocketDiagTCP(r.afInet())
-			for _, s := range socks {
-				found = found || (s.State == 10 && int(s.ID.SourcePort) == r.Port())
-			}
-			return err
-		})
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		found, err := hasSocket(r.Lab.Server, r.Cfg.Family, netlink.TCP_LISTEN, func(s topology.Socket) bool { return int(s.Local.Port()) == r.Port() })
+		if err != nil {
 			return fmt.Errorf("watch the server's sockets: %w", err)
 		}
 		if found {
@@ -357,18 +271,10 @@ func (r *Run) waitListening(p *program, timeout time.Duration) error {
 // waitEstablished polls the client node's sockets until a connection to
 // the server's port is ESTABLISHED.
 func (r *Run) waitEstablished(p *program, deadline time.Time) error {
-	want := netip.AddrPortFrom(netip.MustParseAddr(r.ip(topology.Server).String()), uint16(r.Port()))
+	want := netip.AddrPortFrom(netip.MustParseAddr(r.ServerAddr()), uint16(r.Port()))
 	for {
-		found := false
-		err := r.Lab.Client.Do(func() error {
-			socks, err := netlink.SocketDiagTCP(r.afInet())
-			for _, s := range socks {
-				ip, _ := netip.AddrFromSlice(s.ID.Destination)
-				found = found || (s.State == 1 && netip.AddrPortFrom(ip.Unmap(), s.ID.DestinationPort) == want)
-			}
-			return err
-		})
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		found, err := hasSocket(r.Lab.Client, r.Cfg.Family, netlink.TCP_ESTABLISHED, func(s topology.Socket) bool { return s.Remote == want })
+		if err != nil {
 			return fmt.Errorf("watch the client's sockets: %w", err)
 		}
 		if found {

@@ -36,6 +36,9 @@ func Around(d time.Duration) *Window { return (&Window{Min: d, Max: d}).Widen() 
 
 // Widen applies Around's tolerance to both ends of a predicted span.
 func (w *Window) Widen() *Window {
+	if w == nil {
+		return nil
+	}
 	return &Window{Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
@@ -99,6 +102,79 @@ type Expectation struct {
 	Calls   []Call `json:"calls"`
 }
 
+// Outcome is what a call returns: a result and the signal delivered with it.
+type Outcome struct {
+	Result, Signal string
+}
+
+// Step is one call of a case's course, declared once for both accounts:
+// what the textbook says it returns, and what Linux returns where that
+// differs. A call only one account makes has the other's outcome empty.
+type Step struct {
+	Node, Syscall string
+	// Book is the textbook's outcome (Result "" when it has no such
+	// call); BookWithin, when the textbook gives a time, is that time.
+	Book       Outcome
+	BookWithin *Window
+	// Linux is Linux's outcome where it differs from Book; nil when the
+	// same.
+	Linux *Outcome
+	// Within is when the call returns on Linux, timed from the fault
+	// before it (nil: not timed).
+	Within *Window
+}
+
+// call is a step both accounts agree on.
+func call(node, syscall, result string) Step {
+	return Step{Node: node, Syscall: syscall, Book: Outcome{Result: result}}
+}
+
+// linuxOnly is a call the textbook's account does not make.
+func linuxOnly(node, syscall, result string) Step {
+	return Step{Node: node, Syscall: syscall, Linux: &Outcome{Result: result}}
+}
+
+// sig adds the signal delivered with the call, in both accounts.
+func (s Step) sig(signal string) Step {
+	s.Book.Signal = signal
+	if s.Linux != nil {
+		s.Linux.Signal = signal
+	}
+	return s
+}
+
+// onLinux says what Linux returns instead of the textbook's result.
+func (s Step) onLinux(result string) Step {
+	s.Linux = &Outcome{Result: result, Signal: s.Book.Signal}
+	return s
+}
+
+// within times the call on Linux.
+func (s Step) within(w *Window) Step { s.Within = w; return s }
+
+// book gives the textbook's time for the call.
+func (s Step) book(d time.Duration) Step { s.BookWithin = &Window{Min: d, Max: d}; return s }
+
+// linux is the call as Linux makes it, nil if it does not.
+func (s Step) linux() *Call {
+	o := s.Book
+	if s.Linux != nil {
+		o = *s.Linux
+	}
+	if o.Result == "" {
+		return nil
+	}
+	return &Call{Node: s.Node, Syscall: s.Syscall, Result: o.Result, Signal: o.Signal, Within: s.Within}
+}
+
+// textbook is the call as the textbook has it, nil if it has none.
+func (s Step) textbook() *Call {
+	if s.Book.Result == "" {
+		return nil
+	}
+	return &Call{Node: s.Node, Syscall: s.Syscall, Result: s.Book.Result, Signal: s.Book.Signal, Within: s.BookWithin}
+}
+
 // Knob is one timer setting in force during a case.
 type Knob struct {
 	Node  string `json:"node"`
@@ -108,10 +184,34 @@ type Knob struct {
 
 func (k Knob) String() string { return fmt.Sprintf("%s %s=%s", k.Node, k.Key, k.Value) }
 
-// Settings is what a case's timers are under a configuration: the knobs to
-// set and the timeout they predict.
+// Settings is what a case's timers are under a configuration, computed
+// once where a run starts: the knobs to set and the model of the kernel
+// timer the case waits on.
 type Settings struct {
 	Knobs []Knob
+	// Family and Port are the run's address family and server port.
+	Family int
+	Port   uint16
+	// predict models the timer for the span of RTOs the connection may
+	// have; nil when no timer is involved (Basis then says so).
+	predict func(rto [2]time.Duration) Timing
+	// Basis, for a case whose timing does not depend on the RTO, says
+	// where its prediction comes from.
+	Basis string
+	// Predicted and Floor are the RTO-independent prediction, if any.
+	Predicted, Floor time.Duration
+}
+
+// Measured is what a run measured that predictions depend on.
+type Measured struct {
+	// RTO is the retransmission timeout the kernel set for the client's
+	// connection (TCP_INFO after connect); zero when not known.
+	RTO time.Duration
+}
+
+// Timing is what the timers in force predict, given what was measured.
+type Timing struct {
+	Settings
 	// Predicted is when the kernel timer a call waits on fires (0 if
 	// none).
 	Predicted time.Duration
@@ -123,32 +223,92 @@ type Settings struct {
 	Window *Window
 	// Basis explains how Predicted follows from the knobs.
 	Basis string
-	// Family is the address family the case runs over, 4 or 6.
-	Family int
 	// RTO is the largest retransmission timeout the prediction allows.
 	RTO time.Duration
 }
 
-// Case is one entry of the catalogue.
+// Predict applies the settings' timer model to what was measured: without
+// a measured RTO, to the range a lab connection gets.
+func (s Settings) Predict(m Measured) Timing {
+	if s.predict == nil {
+		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis}
+	}
+	rto := rtoRange
+	if m.RTO > 0 {
+		rto = [2]time.Duration{m.RTO, m.RTO + 30*time.Millisecond}
+	}
+	t := s.predict(rto)
+	t.Settings = s
+	return t
+}
+
+// Case is one entry of the catalogue, declared in a file of its own.
 type Case struct {
-	ID      string
+	ID string
+	// No is the case's place in the catalogue: CASES.md's numbers, then
+	// the second catalogue's.
+	No      int
 	Title   string
 	Summary string // one line, for `tcplab list`
 	Trigger string // what the lab does to cause it
-	// Textbook is the BSD/POSIX account (CASES.md, after Stevens).
-	Textbook Expectation
-	// Linux gives this kernel's expected behaviour under the settings.
-	Linux func(s Settings) Expectation
+	// Textbook is the textbook's account (CASES.md, after Stevens).
+	Textbook string
+	// Linux is this kernel's account under the timers in force, saying
+	// where it differs from the textbook.
+	Linux func(t Timing) string
+	// Course is the calls the nodes make, in order: each with the
+	// textbook's outcome, Linux's where it differs, and when it returns.
+	Course func(t Timing) []Step
 	// Why explains, naming the kernel mechanism, where Linux and the
 	// textbook differ; empty when they agree.
 	Why string
-	// Packets gives the packets the case must see and must not see,
-	// checked on the captures; port is the server's port.
-	Packets func(s Settings, port uint16) []PacketCheck
-	// Settings gives the knobs for a configuration.
+	// Settings gives the knobs and timer model for a configuration.
 	Settings func(cfg Config) Settings
 	// Steps drives the lab, the agents and the fault.
 	Steps func(r *Run) error
+	// Packets gives the packets the case must see and must not see,
+	// checked on the captures.
+	Packets func(t Timing) []PacketCheck
+	// Own says how the case runs with the user's own programs; nil when
+	// it cannot.
+	Own *Own
+}
+
+// Own is how a case's fault applies to programs tcplab does not drive:
+// before the client starts, or once its connection is established.
+type Own struct {
+	// Listener tells whether a server must listen (false: nothing may).
+	Listener bool
+	Before   func(r *Run) error
+	After    func(r *Run) error
+}
+
+// TextbookAccount is the textbook's expectation, as reported.
+func (c *Case) TextbookAccount() Expectation {
+	e := Expectation{Summary: c.Textbook}
+	for _, s := range c.Course(c.anyTiming()) {
+		if k := s.textbook(); k != nil {
+			e.Calls = append(e.Calls, *k)
+		}
+	}
+	return e
+}
+
+// anyTiming is the default configuration's timing, for what does not
+// depend on it (the textbook's calls, whether Linux differs).
+func (c *Case) anyTiming() Timing {
+	return c.SettingsFor(Config{}.Complete()).Predict(Measured{})
+}
+
+// LinuxAccount is the Linux expectation under t, as reported and checked.
+func (c *Case) LinuxAccount(t Timing) Expectation {
+	e := Expectation{Summary: c.Linux(t)}
+	for _, s := range c.Course(t) {
+		if k := s.linux(); k != nil {
+			e.Calls = append(e.Calls, *k)
+		}
+	}
+	return e
 }
 
 // Config is how cases are run.
@@ -164,8 +324,6 @@ type Config struct {
 	Family int
 	// BYO, if set, runs the cases with the user's own programs.
 	BYO *BYO
-	// rto is the RTO the kernel set for the run's connection, once known.
-	rto time.Duration
 	// NoCapture runs without packet capture: no timeline of packets, no
 	// packet checks in the verdict, no pcap files.
 	NoCapture bool
@@ -180,7 +338,9 @@ const DefaultGrace = 5 * time.Second
 // DefaultPort is the server port the cases use.
 const DefaultPort = 8000
 
-func (c Config) withDefaults() Config {
+// Complete fills in the defaults: a run's configuration is completed once,
+// where the run starts.
+func (c Config) Complete() Config {
 	if c.Grace == 0 {
 		c.Grace = DefaultGrace
 	}
@@ -190,18 +350,38 @@ func (c Config) withDefaults() Config {
 	if c.Family == 0 {
 		c.Family = 4
 	}
+	if c.BYO != nil && c.BYO.ClientTimeout == 0 {
+		b := *c.BYO
+		b.ClientTimeout = DefaultClientTimeout
+		c.BYO = &b
+	}
 	return c
+}
+
+// SettingsFor is the case's settings under a completed configuration.
+func (c *Case) SettingsFor(cfg Config) Settings {
+	s := c.Settings(cfg)
+	s.Family, s.Port = cfg.Family, uint16(cfg.Port)
+	return s
 }
 
 var registry = map[string]*Case{}
 var order []string
 
-func register(c *Case) {
+// register adds a case to the catalogue, in the place its number gives.
+func register(c *Case) *Case {
 	if _, dup := registry[c.ID]; dup {
 		panic("duplicate case " + c.ID)
 	}
+	for _, id := range order {
+		if registry[id].No == c.No {
+			panic(fmt.Sprintf("cases %s and %s share number %d", id, c.ID, c.No))
+		}
+	}
 	registry[c.ID] = c
 	order = append(order, c.ID)
+	sort.SliceStable(order, func(i, j int) bool { return registry[order[i]].No < registry[order[j]].No })
+	return c
 }
 
 // All returns the cases in catalogue order.
@@ -260,12 +440,8 @@ func editDistance(a, b string) int {
 // TextbookMatchesLinux reports whether the textbook and the Linux
 // expectation agree on every call and result (timing aside).
 func (c *Case) TextbookMatchesLinux() bool {
-	l := c.Linux(c.Settings(Config{}.withDefaults())).Calls
-	if len(l) != len(c.Textbook.Calls) {
-		return false
-	}
-	for i, t := range c.Textbook.Calls {
-		if t.Node != l[i].Node || t.Syscall != l[i].Syscall || t.Result != l[i].Result || t.Signal != l[i].Signal {
+	for _, s := range c.Course(c.anyTiming()) {
+		if s.Linux != nil || s.Book.Result == "" {
 			return false
 		}
 	}

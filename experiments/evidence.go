@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -57,15 +58,15 @@ func (r *Run) startCapture(p pointSpec) error {
 	return nil
 }
 
-// Recapture restarts the capture of a point whose link was recreated (after
-// a reboot): what the old capture saw is kept.
-func (r *Run) Recapture(point string) error {
+// Recapture restarts the captures on the link of a node whose namespace
+// was recreated (after a reboot): what the old captures saw is kept.
+func (r *Run) Recapture(role string) error {
 	if r.Cfg.NoCapture {
 		return nil
 	}
 	for _, p := range pointSpecs {
 		c := r.caps.live[p.point]
-		if c == nil || p.point != point {
+		if c == nil || (p.node != role && p.to != role) {
 			continue
 		}
 		pk, err := c.Stop()
@@ -117,20 +118,24 @@ type Pkt struct {
 
 // PacketOut is a captured packet in the JSON timeline.
 type PacketOut struct {
-	Point    string `json:"point"`
-	Outgoing bool   `json:"outgoing"`
-	Proto    string `json:"proto"`
-	Src      string `json:"src"`
-	Dst      string `json:"dst"`
-	SrcPort  uint16 `json:"sport,omitempty"`
-	DstPort  uint16 `json:"dport,omitempty"`
-	Flags    string `json:"flags,omitempty"`
-	Seq      uint32 `json:"seq,omitempty"`
-	Ack      uint32 `json:"ack,omitempty"`
-	Len      int    `json:"len"`
-	ICMPType *uint8 `json:"icmp_type,omitempty"`
-	ICMPCode *uint8 `json:"icmp_code,omitempty"`
-	ARPOp    string `json:"arp_op,omitempty"`
+	Point    string           `json:"point"`
+	Outgoing bool             `json:"outgoing"`
+	Proto    string           `json:"proto"`
+	Src      string           `json:"src"`
+	Dst      string           `json:"dst"`
+	SrcPort  uint16           `json:"sport,omitempty"`
+	DstPort  uint16           `json:"dport,omitempty"`
+	Flags    capture.TCPFlags `json:"flags,omitempty"`
+	Seq      uint32           `json:"seq,omitempty"`
+	Ack      uint32           `json:"ack,omitempty"`
+	Len      int              `json:"len"`
+	ICMPType *uint8           `json:"icmp_type,omitempty"`
+	ICMPCode *uint8           `json:"icmp_code,omitempty"`
+	ARPOp    string           `json:"arp_op,omitempty"`
+	// SrcRole and DstRole name the lab nodes that own the addresses
+	// (client, router, server), empty for none.
+	SrcRole string `json:"src_role,omitempty"`
+	DstRole string `json:"dst_role,omitempty"`
 	// Fate tells, for a packet entering the router, whether it left by
 	// the other interface: "forwarded" or "not forwarded".
 	Fate string `json:"fate,omitempty"`
@@ -264,16 +269,13 @@ func entering(point string, p *Pkt) bool {
 	if p.Proto != "tcp" {
 		return false
 	}
-	for _, a := range []addrs{addrsOf(Settings{Family: 4}), addrsOf(Settings{Family: 6})} {
-		if point == PointRouterClient && p.Src == a.client && p.Dst == a.server {
-			return true
-		}
-		if point == PointRouterServer && p.Src == a.server && p.Dst == a.client {
-			return true
-		}
-	}
-	return false
+	src, dst := roleOf(p.Src), roleOf(p.Dst)
+	return (point == PointRouterClient && src == topology.Client && dst == topology.Server) ||
+		(point == PointRouterServer && src == topology.Server && dst == topology.Client)
 }
+
+// roleOf is the lab role owning a decoded address, "" for none.
+func roleOf(addr string) string { return topology.RoleOf(net.ParseIP(addr)) }
 
 func sameDatagram(a, b capture.Decoded) bool {
 	return a.Proto == b.Proto && a.Src == b.Src && a.Dst == b.Dst && a.SrcPort == b.SrcPort &&
@@ -292,6 +294,7 @@ func (r *Run) timelineOf(pkts map[string][]Pkt, events []Event, marks []Mark) []
 			po := &PacketOut{
 				Point: pk.Point, Proto: pk.Proto, Src: pk.Src, Dst: pk.Dst, SrcPort: pk.SrcPort, DstPort: pk.DstPort,
 				Flags: pk.Flags, Seq: pk.Seq, Ack: pk.Ack, Len: pk.Len, ARPOp: pk.ARPOp, Fate: fate[pk],
+				SrcRole: roleOf(pk.Src), DstRole: roleOf(pk.Dst),
 			}
 			if pk.Proto == "icmp" || pk.Proto == "icmpv6" {
 				t, c := pk.ICMPType, pk.ICMPCode

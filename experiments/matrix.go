@@ -6,7 +6,6 @@ import (
 
 	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/impair"
-	"github.com/tcplab/tcplab/topology"
 )
 
 // The ICMP matrix: for each address family and each destination-unreachable
@@ -19,7 +18,6 @@ import (
 type Code struct {
 	Family int
 	Code   uint8
-	Name   string
 	// Errno is what the kernel's table turns the code into
 	// (icmp_err_convert, icmpv6_err_convert).
 	Errno string
@@ -28,20 +26,23 @@ type Code struct {
 	Revert bool
 }
 
+// Name is the code's name (capture's vocabulary).
+func (c Code) Name() string { return capture.UnreachableName(c.Family, c.Code) }
+
 // Codes are the codes the matrix covers.
 var Codes = []Code{
-	{4, impair.NetUnreachable, "net-unreachable", "ENETUNREACH", true},
-	{4, impair.HostUnreachable, "host-unreachable", "EHOSTUNREACH", true},
-	{4, impair.ProtoUnreachable, "prot-unreachable", "ENOPROTOOPT", false},
-	{4, impair.PortUnreachable, "port-unreachable", "ECONNREFUSED", false},
-	{4, impair.NetProhibited, "net-prohibited", "ENETUNREACH", false},
-	{4, impair.HostProhibited, "host-prohibited", "EHOSTUNREACH", false},
-	{4, impair.AdminProhibited, "admin-prohibited", "EHOSTUNREACH", false},
-	{6, impair.NoRoute6, "no-route", "ENETUNREACH", true},
-	{6, impair.AdminProhibited6, "admin-prohibited", "EACCES", false},
-	{6, impair.BeyondScope6, "beyond-scope", "EHOSTUNREACH", false},
-	{6, impair.AddrUnreachable6, "address-unreachable", "EHOSTUNREACH", false},
-	{6, impair.PortUnreachable6, "port-unreachable", "ECONNREFUSED", false},
+	{4, capture.NetUnreachable, "ENETUNREACH", true},
+	{4, capture.HostUnreachable, "EHOSTUNREACH", true},
+	{4, capture.ProtoUnreachable, "ENOPROTOOPT", false},
+	{4, capture.PortUnreachable, "ECONNREFUSED", false},
+	{4, capture.NetProhibited, "ENETUNREACH", false},
+	{4, capture.HostProhibited, "EHOSTUNREACH", false},
+	{4, capture.AdminProhibited, "EHOSTUNREACH", false},
+	{6, capture.NoRoute6, "ENETUNREACH", true},
+	{6, capture.AdminProhibited6, "EACCES", false},
+	{6, capture.BeyondScope6, "EHOSTUNREACH", false},
+	{6, capture.AddrUnreachable6, "EHOSTUNREACH", false},
+	{6, capture.PortUnreachable6, "ECONNREFUSED", false},
 }
 
 // Phases of a matrix row.
@@ -53,99 +54,110 @@ const (
 
 // matrixCase builds the case one cell runs.
 func matrixCase(c Code, phase string) *Case {
-	id := fmt.Sprintf("matrix-%s-v%d-%s", phase, c.Family, c.Name)
-	reject := func(r *Run, m impair.Match) error {
-		return r.Fault("router", fmt.Sprintf("reject with %s", r.icmpName(c.Code)), func() error { return impair.Reject(r.Lab, m, c.Code) })
-	}
-	k := &Case{ID: id, Title: fmt.Sprintf("IPv%d %s answering the %s", c.Family, c.Name, phase)}
+	id := fmt.Sprintf("matrix-%s-v%d-%s", phase, c.Family, c.Name())
+	// The code in this cell's family only.
+	fault := impair.Reject("reject-"+c.Name(), c.Code, c.Code)
+	inject := func(r *Run, o impair.Options) error { return r.Inject(fault, o) }
+	k := &Case{ID: id, Title: fmt.Sprintf("IPv%d %s answering the %s", c.Family, c.Name(), phase), Linux: func(Timing) string { return "" }}
 	switch phase {
 	case PhaseSYN:
 		k.Settings = synSettings
-		k.Linux = func(Settings) Expectation {
-			// The ICMP for the first SYN arrives while connect holds the
-			// socket and is only stored; the one for the SYN retransmitted
-			// after 1 s aborts the attempt.
-			return Expectation{Calls: []Call{{Node: "client", Syscall: "connect", Result: c.Errno, Within: Around(time.Second)}}}
+		// The ICMP for the first SYN arrives while connect holds the
+		// socket and is only stored; the one for the SYN retransmitted
+		// after 1 s aborts the attempt.
+		k.Course = func(Timing) []Step {
+			return []Step{linuxOnly("client", "connect", c.Errno).within(Around(time.Second))}
 		}
 		k.Steps = func(r *Run) error {
-			if err := reject(r, impair.Match{Dst: r.ip(topology.Server), DstPort: uint16(r.Port()), SYN: true}); err != nil {
+			if err := inject(r, r.synOpts()); err != nil {
 				return err
 			}
 			_, err := r.connect()
 			return err
 		}
-		k.Packets = func(s Settings, port uint16) []PacketCheck {
-			a := addrsOf(s)
+		k.Packets = func(t Timing) []PacketCheck {
+			a := addrsOf(t.Family)
 			return []PacketCheck{
-				{Desc: "SYNs before connect failed", Point: PointRouterClient, Match: and(tcpFromClient(a, port), flags("SYN")), Min: 2, Max: 2},
-				{Desc: "the router's ICMP, one per SYN", Point: PointRouterClient, Match: icmpUnreachable(a, c.Code, port), Min: 2, Max: 2},
+				{Desc: "SYNs before connect failed", Point: PointRouterClient, Match: and(tcpFromClient(a, t.Port), flagsAre(capture.SYN)), Min: 2, Max: 2},
+				{Desc: "the router's ICMP, one per SYN", Point: PointRouterClient, Match: icmpUnreachable(a, c.Code, t.Port), Min: 2, Max: 2},
 			}
 		}
 	case PhaseData:
 		k.Settings = func(cfg Config) Settings { return dataSettings(cfg, c.Revert) }
-		k.Linux = func(s Settings) Expectation {
-			return Expectation{Calls: append(established(),
-				Call{Node: "client", Syscall: "send", Result: "ok", Within: AtOnce()},
-				Call{Node: "client", Syscall: "recv", Result: c.Errno, Within: s.Window.Widen()},
-			)}
+		k.Course = func(t Timing) []Step {
+			return append(linuxCourse(established()),
+				linuxOnly("client", "send", "ok").within(AtOnce()),
+				linuxOnly("client", "recv", c.Errno).within(t.Window.Widen()),
+			)
 		}
 		k.Steps = func(r *Run) error {
 			if err := r.establish(); err != nil {
 				return err
 			}
-			if err := reject(r, impair.Match{Src: r.ip(topology.Client), Dst: r.ip(topology.Server), DstPort: uint16(r.Port())}); err != nil {
+			if err := inject(r, r.opts()); err != nil {
 				return err
 			}
 			return r.sendThenRecv()
 		}
-		k.Packets = func(s Settings, port uint16) []PacketCheck {
-			a := addrsOf(s)
+		k.Packets = func(t Timing) []PacketCheck {
+			a := addrsOf(t.Family)
 			judge := backingOff
 			if c.Revert {
-				judge = notBackingOff(max(s.RTO, rtoRange[1]))
+				judge = notBackingOff(max(t.RTO, rtoRange[1]))
 			}
 			return []PacketCheck{
-				{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, port), withData), Min: 3, Max: -1, Judge: judge},
-				{Desc: "the router's ICMP for them", Point: PointRouterClient, AfterFault: true, Match: icmpUnreachable(a, c.Code, port), Min: 2, Max: -1},
+				{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 3, Max: -1, Judge: judge},
+				{Desc: "the router's ICMP for them", Point: PointRouterClient, AfterFault: true, Match: icmpUnreachable(a, c.Code, t.Port), Min: 2, Max: -1},
 			}
 		}
 	case PhaseSurvive:
 		k.Settings = func(cfg Config) Settings { return dataSettings(cfg, c.Revert) }
-		k.Linux = func(Settings) Expectation {
-			// A soft error: the connection lives on, and the data gets
-			// through once the router forwards again.
-			return Expectation{Calls: append(established(),
-				Call{Node: "client", Syscall: "send", Result: "ok", Within: AtOnce()},
-				Call{Node: "server", Syscall: "recv", Result: "ok"},
-			)}
+		// A soft error: the connection lives on, and the data gets
+		// through once the router forwards again.
+		k.Course = func(Timing) []Step {
+			return append(linuxCourse(established()),
+				linuxOnly("client", "send", "ok").within(AtOnce()),
+				linuxOnly("server", "recv", "ok"),
+			)
 		}
 		k.Steps = func(r *Run) error {
 			if err := r.establish(); err != nil {
 				return err
 			}
-			if err := reject(r, impair.Match{Src: r.ip(topology.Client), Dst: r.ip(topology.Server), DstPort: uint16(r.Port())}); err != nil {
+			if err := inject(r, r.opts()); err != nil {
 				return err
 			}
 			if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
 				return err
 			}
-			if err := r.waitPackets(PointRouterClient, 2, func(p Pkt) bool { return p.Proto == addrsOf(r.Settings).icmp }, 5*time.Second); err != nil {
+			icmp := capture.ICMPProto(r.Cfg.Family)
+			if err := r.waitPackets(PointRouterClient, 2, func(p Pkt) bool { return p.Proto == icmp }, 5*time.Second); err != nil {
 				return err
 			}
-			if err := r.Fault("router", "forward again (rule removed)", func() error { return impair.Clear(r.Lab) }); err != nil {
+			if err := r.Fault("router", "forward again (rule removed)", func() error { return fault.Clear(r.Lab) }); err != nil {
 				return err
 			}
 			_, err := r.Call(r.Server, syscallCmd("recv"))
 			return err
 		}
-		k.Packets = func(s Settings, port uint16) []PacketCheck {
-			a := addrsOf(s)
+		k.Packets = func(t Timing) []PacketCheck {
+			a := addrsOf(t.Family)
 			return []PacketCheck{
-				{Desc: "the client's data reaching the server once forwarded again", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromClient(a, port), withData), Min: 1, Max: -1},
+				{Desc: "the client's data reaching the server once forwarded again", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 1, Max: -1},
 			}
 		}
 	}
 	return k
+}
+
+// linuxCourse keeps only Linux's account of steps: a matrix cell has no
+// textbook of its own.
+func linuxCourse(steps []Step) []Step {
+	for i := range steps {
+		o := steps[i].Book
+		steps[i].Linux, steps[i].Book = &o, Outcome{}
+	}
+	return steps
 }
 
 // waitPackets waits until n packets matching at the capture point have been
@@ -212,7 +224,7 @@ func CellOf(j Job, r Result) Cell {
 			code = c
 		}
 	}
-	cell := Cell{Family: code.Family, Code: code.Code, Name: code.Name, Verdict: r.Verdict, Result: r}
+	cell := Cell{Family: code.Family, Code: code.Code, Name: code.Name(), Verdict: r.Verdict, Result: r}
 	for _, ph := range []string{PhaseSYN, PhaseData, PhaseSurvive} {
 		if matrixCase(code, ph).ID == j.Case.ID {
 			cell.Phase = ph

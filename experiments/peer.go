@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -164,17 +165,8 @@ func (p *Peer) ExitString() string {
 
 // SignalName gives the conventional name of a signal ("SIGPIPE").
 func SignalName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGPIPE:
-		return "SIGPIPE"
-	case syscall.SIGKILL:
-		return "SIGKILL"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGHUP:
-		return "SIGHUP"
+	if n := unix.SignalName(s); n != "" {
+		return n
 	}
 	return fmt.Sprintf("signal %d", int(s))
 }

@@ -2,10 +2,11 @@ package experiments
 
 import (
 	"fmt"
-
-	"github.com/tcplab/tcplab/capture"
 	"sort"
 	"time"
+
+	"github.com/tcplab/tcplab/capture"
+	"github.com/tcplab/tcplab/topology"
 )
 
 // Verdicts.
@@ -18,15 +19,17 @@ const (
 // Result is the plain-data outcome of one case run: what was declared,
 // what was observed, and the verdict. Renderers turn it into text or JSON.
 type Result struct {
-	Case        string  `json:"case"`
-	Lab         string  `json:"lab"`
-	Family      int     `json:"family"`
-	Title       string  `json:"title"`
-	Trigger     string  `json:"trigger"`
-	Verdict     string  `json:"verdict"`
-	ElapsedMS   float64 `json:"elapsed_ms"`
-	Knobs       []Knob  `json:"knobs"`
-	PredictedMS float64 `json:"predicted_ms"`
+	Case   string `json:"case"`
+	Lab    string `json:"lab"`
+	Family int    `json:"family"`
+	// Addrs are the nodes' addresses in the run's family, by role.
+	Addrs       map[string]string `json:"addrs,omitempty"`
+	Title       string            `json:"title"`
+	Trigger     string            `json:"trigger"`
+	Verdict     string            `json:"verdict"`
+	ElapsedMS   float64           `json:"elapsed_ms"`
+	Knobs       []Knob            `json:"knobs"`
+	PredictedMS float64           `json:"predicted_ms"`
 	// FloorMS is the part of the case's time the kernel imposes under the
 	// knobs in force (timers the case waits on); WallMS is the whole run,
 	// lab built and removed included; OverheadMS is tcplab's own share.
@@ -88,21 +91,20 @@ func (r *Run) result(err error) Result {
 	// Predict from the RTO the kernel set for the connection, when known.
 	for _, ev := range r.events {
 		if ev.Node == "client" && ev.Syscall == "connect" && ev.RTOus > 0 {
-			cfg := r.Cfg
-			cfg.rto = time.Duration(ev.RTOus) * time.Microsecond
-			r.Settings = settingsOf(c, cfg)
+			r.Timing = r.Settings.Predict(Measured{RTO: time.Duration(ev.RTOus) * time.Microsecond})
 		}
 	}
+	t := r.Timing
 	res := Result{
 		Case:        c.ID,
 		Title:       c.Title,
 		Trigger:     c.Trigger,
-		Knobs:       r.Settings.Knobs,
-		PredictedMS: ms(r.Settings.Predicted),
-		FloorMS:     ms(max(r.Settings.Floor, r.Settings.Predicted)),
-		Basis:       r.Settings.Basis,
-		Textbook:    c.Textbook,
-		Expected:    c.Linux(r.Settings),
+		Knobs:       t.Knobs,
+		PredictedMS: ms(t.Predicted),
+		FloorMS:     ms(max(t.Floor, t.Predicted)),
+		Basis:       t.Basis,
+		Textbook:    c.TextbookAccount(),
+		Expected:    c.LinuxAccount(t),
 		Why:         c.Why,
 		Events:      []EventOut{},
 		Marks:       []MarkOut{},
@@ -111,6 +113,10 @@ func (r *Run) result(err error) Result {
 		res.Lab = r.Lab.ID
 	}
 	res.Family = r.Cfg.Family
+	res.Addrs = map[string]string{}
+	for _, role := range topology.Roles {
+		res.Addrs[role] = topology.Shown(role, r.Cfg.Family)
+	}
 	r.mu.Lock()
 	events := append([]Event(nil), r.events...)
 	marks := append([]Mark(nil), r.marks...)
@@ -156,7 +162,7 @@ func (r *Run) result(err error) Result {
 	}
 	res.Mismatches = compare(res.Expected.Calls, res.Events, true, "expected")
 	if c.Packets != nil && !r.Cfg.NoCapture {
-		res.PacketChecks = checkPackets(c.Packets(r.Settings, uint16(r.Cfg.Port)), pkts, firstFault(marks))
+		res.PacketChecks = checkPackets(c.Packets(t), pkts, firstFault(marks))
 		for _, pc := range res.PacketChecks {
 			if !pc.OK {
 				m := fmt.Sprintf("packets at %s: %s: want %s, saw %d", pc.Point, pc.Desc, pc.Want, pc.Got)
@@ -167,7 +173,7 @@ func (r *Run) result(err error) Result {
 			}
 		}
 	}
-	res.TextbookDiffs = compare(c.Textbook.Calls, res.Events, false, "the textbook says")
+	res.TextbookDiffs = compare(res.Textbook.Calls, res.Events, false, "the textbook says")
 	res.TextbookAgrees = len(res.TextbookDiffs) == 0
 	res.Verdict = Match
 	if len(res.Mismatches) > 0 {
@@ -267,5 +273,3 @@ func sigSuffix(s string) string {
 	}
 	return " + " + s
 }
-
-func firstFaultOf(r Result) time.Time { return r.faultAt }

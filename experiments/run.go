@@ -1,14 +1,10 @@
 package experiments
 
 import (
-	"net"
-
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,9 +14,14 @@ import (
 
 // Run is one execution of a case on its own lab.
 type Run struct {
-	Case     *Case
-	Cfg      Config
+	Case *Case
+	// Cfg is the run's configuration, completed where the run started.
+	Cfg Config
+	// Settings are the case's knobs and timer model, computed once;
+	// Timing is their prediction, made anew once the connection's RTO is
+	// measured.
 	Settings Settings
+	Timing   Timing
 	Lab      *topology.Lab
 	Client   *Peer
 	Server   *Peer
@@ -126,18 +127,38 @@ func (r *Run) Killed(p *Peer, syscall string) error {
 	return nil
 }
 
-// RunCase builds a fresh lab, runs the case on it, tears the lab down and
-// returns the result. It never prints.
+// RunCase builds a fresh lab, runs the case on it (with the user's own
+// programs when cfg.BYO is set), tears the lab down and returns the result.
+// It never prints. The configuration is completed here, once.
 func RunCase(c *Case, cfg Config) Result {
-	if cfg.BYO != nil {
-		return RunBYO(c, cfg, *cfg.BYO)
-	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.Complete()
 	began := time.Now()
-	r := &Run{Case: c, Cfg: cfg, Settings: settingsOf(c, cfg), start: began}
-	r.limit = 2*r.Settings.Predicted + cfg.Grace + 15*time.Second
-	err := r.execute(true, true, func() error { return r.Case.Steps(r) }, nil)
+	s := c.SettingsFor(cfg)
+	r := &Run{Case: c, Cfg: cfg, Settings: s, Timing: s.Predict(Measured{}), start: began, byo: cfg.BYO != nil}
+	r.limit = 2*r.Timing.Predicted + cfg.Grace + 15*time.Second
+	var err error
+	var client, server *program
+	switch b := cfg.BYO; {
+	case b == nil:
+		err = r.execute(true, true, func() error { return c.Steps(r) }, nil)
+	default:
+		if err = CheckBYO(c, *b); err != nil {
+			break
+		}
+		err = r.execute(b.ClientCmd == "", b.ServerCmd == "" && c.Own.Listener, func() error {
+			var err error
+			client, server, err = r.runOwn(*b)
+			return err
+		}, func() {
+			for _, p := range []*program{client, server} {
+				if p != nil {
+					p.stop()
+				}
+			}
+		})
+	}
 	res := r.result(err)
+	reportOwn(&res, client, server)
 	res.WallMS = ms(time.Since(began))
 	res.OverheadMS = res.WallMS - res.FloorMS
 	return res
@@ -237,54 +258,15 @@ func (r *Run) progress() func() {
 			case <-done:
 				return
 			case <-t.C:
-				r.Cfg.Progress(r.Case.ID, time.Since(r.start), max(r.Settings.Floor, r.Settings.Predicted))
+				r.Cfg.Progress(r.Case.ID, time.Since(r.start), max(r.Timing.Floor, r.Timing.Predicted))
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
 }
 
-// settingsOf is the case's settings under cfg, for cfg's address family.
-func settingsOf(c *Case, cfg Config) Settings {
-	cfg = cfg.withDefaults()
-	s := c.Settings(cfg)
-	s.Family = cfg.Family
-	return s
-}
-
 // ServerAddr is the server's address as agents take it.
-func (r *Run) ServerAddr() string { return r.ip(topology.Server).String() }
-
-// ip is node role's address in the run's family.
-func (r *Run) ip(role string) net.IP {
-	if r.Cfg.Family == 6 {
-		switch role {
-		case topology.Client:
-			return topology.ClientIP6
-		case topology.Server:
-			return topology.ServerIP6
-		}
-		return topology.RouterClientIP6
-	}
-	switch role {
-	case topology.Client:
-		return topology.ClientIP
-	case topology.Server:
-		return topology.ServerIP
-	}
-	return topology.RouterClientIP
-}
-
-// afInet is the socket family of the run, for socket diagnostics.
-func (r *Run) afInet() uint8 {
-	if r.Cfg.Family == 6 {
-		return unix.AF_INET6
-	}
-	return unix.AF_INET
-}
+func (r *Run) ServerAddr() string { return topology.Addr(topology.Server, r.Cfg.Family).String() }
 
 // Port is the server port in use.
 func (r *Run) Port() int { return r.Cfg.Port }
-
-// PortString is the port as text.
-func (r *Run) PortString() string { return strconv.Itoa(r.Cfg.Port) }

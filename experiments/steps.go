@@ -49,13 +49,45 @@ func (r *Run) establish() error {
 	return nil
 }
 
-// established is the expected prologue of establish.
-func established() []Call {
-	return []Call{
-		{Node: "server", Syscall: "listen", Result: "ok"},
-		{Node: "client", Syscall: "connect", Result: "ok"},
-		{Node: "server", Syscall: "accept", Result: "ok"},
+// established is the course of establish, in both accounts.
+func established() []Step {
+	return []Step{call("server", "listen", "ok"), call("client", "connect", "ok"), call("server", "accept", "ok")}
+}
+
+// Inject applies a fault of the catalogue, marked at the moment it took
+// effect, with what it noted on the way; captures of a recreated link
+// start again.
+func (r *Run) Inject(f impair.Fault, o impair.Options) error {
+	at := time.Now()
+	e, err := f.Apply(r.Lab, o)
+	if err != nil {
+		return fmt.Errorf("inject %w", err)
 	}
+	if !e.At.IsZero() {
+		at = e.At
+	}
+	r.mu.Lock()
+	r.marks = append(r.marks, Mark{T: at, Node: f.Node, What: f.Describe(o), Fault: true})
+	r.mu.Unlock()
+	for _, n := range e.Notes {
+		r.Note(f.Node, n.What, n.T)
+	}
+	if e.Recreated != "" {
+		return r.Recapture(e.Recreated)
+	}
+	return nil
+}
+
+// opts are a fault's options for this run: its family and server port.
+func (r *Run) opts() impair.Options {
+	return impair.Options{Family: r.Cfg.Family, Port: uint16(r.Cfg.Port), Grace: r.Cfg.Grace}
+}
+
+// synOpts match only the client's connection attempts.
+func (r *Run) synOpts() impair.Options {
+	o := r.opts()
+	o.SYN = true
+	return o
 }
 
 // waitServerConnGone waits until the server's stack no longer has the
@@ -64,7 +96,7 @@ func established() []Call {
 func (r *Run) waitServerConnGone(clientLocal string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := socketState(r.Lab.Server, r.afInet(), r.Port(), clientLocal)
+		st, err := socketState(r.Lab.Server, r.Cfg.Family, r.Port(), clientLocal)
 		if err != nil {
 			return err
 		}
@@ -88,19 +120,48 @@ func (r *Run) sendThenRecv() error {
 	return err
 }
 
-// reboot is the host-reboot fault, with the host's going down and coming
-// back marked, and the capture of the recreated link restarted.
-func (r *Run) reboot() error {
-	if err := r.Fault("server", "server host crashes (reboot begins)", func() error {
-		return impair.Reboot(r.Lab, func() {
-			r.mark("server", "server host down: processes killed, sockets destroyed, namespace freed", false)
-		})
-	}); err != nil {
+// killedServer is the shared course of the cases where the server process
+// dies: the server waits in recv, the fault ends it, and the client reads
+// EOF, writes (drawing a RST), waits for the RST, and with secondWrite
+// writes again.
+func (r *Run) killedServer(secondWrite bool, fault func() error) error {
+	if err := r.establish(); err != nil {
 		return err
 	}
-	r.mark("server", "server host back up: same addresses and MAC, no TCP state", false)
-	// The router's link to the server was recreated: capture it anew.
-	return r.Recapture(PointRouterServer)
+	if err := r.Begin(r.Server, syscallCmd("recv")); err != nil {
+		return err
+	}
+	if err := fault(); err != nil {
+		return err
+	}
+	if err := r.Killed(r.Server, "recv"); err != nil {
+		return err
+	}
+	if _, err := r.Call(r.Client, syscallCmd("recv")); err != nil {
+		return err
+	}
+	if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
+		return err
+	}
+	if _, err := r.Call(r.Client, Cmd{Op: "poll", TimeoutMS: 5000}); err != nil {
+		return err
+	}
+	if secondWrite {
+		_, err := r.Call(r.Client, Cmd{Op: "send", Len: 100})
+		return err
+	}
+	return nil
+}
+
+// killedServerCourse is killedServer's course: the server dies of signal
+// in recv, the client reads EOF, writes, and poll reports the RST.
+func killedServerCourse(signal string) []Step {
+	return append(established(),
+		call("server", "recv", "killed").sig(signal),
+		call("client", "recv", "eof").within(AtOnce()),
+		call("client", "send", "ok").within(AtOnce()),
+		call("client", "poll", "POLLERR|POLLHUP").within(AtOnce()),
+	)
 }
 
 // syscallCmd is shorthand for a call with no arguments.

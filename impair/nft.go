@@ -1,7 +1,3 @@
-// Package impair offers the faults a case injects, as small reversible
-// operations on a lab: nftables rules in the router, link state, a host
-// crash or reboot, and the signals of a host shutdown. It knows nothing of
-// cases.
 package impair
 
 import (
@@ -17,73 +13,6 @@ import (
 
 // TableName is the one nftables table the lab owns in its router.
 const TableName = "tcplab"
-
-// ICMP destination-unreachable codes the router can answer with (RFC 792,
-// RFC 1812).
-const (
-	NetUnreachable   uint8 = 0
-	HostUnreachable  uint8 = 1
-	ProtoUnreachable uint8 = 2
-	PortUnreachable  uint8 = 3
-	NetProhibited    uint8 = 9
-	HostProhibited   uint8 = 10
-	AdminProhibited  uint8 = 13
-)
-
-// ICMPv6 destination-unreachable codes (RFC 4443).
-const (
-	NoRoute6         uint8 = 0
-	AdminProhibited6 uint8 = 1
-	BeyondScope6     uint8 = 2
-	AddrUnreachable6 uint8 = 3
-	PortUnreachable6 uint8 = 4
-	PolicyFail6      uint8 = 5
-	RejectRoute6     uint8 = 6
-)
-
-// ICMP6CodeName names the ICMPv6 codes above.
-func ICMP6CodeName(code uint8) string {
-	switch code {
-	case NoRoute6:
-		return "no-route"
-	case AdminProhibited6:
-		return "admin-prohibited"
-	case BeyondScope6:
-		return "beyond-scope"
-	case AddrUnreachable6:
-		return "address-unreachable"
-	case PortUnreachable6:
-		return "port-unreachable"
-	case PolicyFail6:
-		return "policy-fail"
-	case RejectRoute6:
-		return "reject-route"
-	}
-	return fmt.Sprintf("code-%d", code)
-}
-
-// ICMPCodeName names the codes above.
-func ICMPCodeName(code uint8) string {
-	switch code {
-	case NetUnreachable:
-		return "net-unreachable"
-	case HostUnreachable:
-		return "host-unreachable"
-	case ProtoUnreachable:
-		return "prot-unreachable"
-	case PortUnreachable:
-		return "port-unreachable"
-	case 4:
-		return "frag-needed"
-	case NetProhibited:
-		return "net-prohibited"
-	case HostProhibited:
-		return "host-prohibited"
-	case AdminProhibited:
-		return "admin-prohibited"
-	}
-	return fmt.Sprintf("code-%d", code)
-}
 
 // Match selects the TCP segments a rule applies to; zero fields match all.
 // The family is the addresses' (IPv4 when neither is set, unless V6).
@@ -195,21 +124,21 @@ func nftError(lab *topology.Lab, err error) error {
 	return fmt.Errorf("add nftables rule in %s: %w", lab.Router.NSName, err)
 }
 
-// Drop makes the router silently discard the matching segments.
-func Drop(lab *topology.Lab, m Match) error {
+// drop makes the router silently discard the matching segments.
+func drop(lab *topology.Lab, m Match) error {
 	return addRule(lab, append(m.exprs(), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}))
 }
 
-// Reject makes the router answer the matching segments with ICMP (for IPv6
+// reject makes the router answer the matching segments with ICMP (for IPv6
 // segments ICMPv6) destination unreachable of the given code, sent from its
 // own address on the incoming link, and discard them.
-func Reject(lab *topology.Lab, m Match, code uint8) error {
+func reject(lab *topology.Lab, m Match, code uint8) error {
 	return addRule(lab, append(m.exprs(), &expr.Counter{},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: code}))
 }
 
-// Clear removes every rule the lab added: the whole table goes.
-func Clear(lab *topology.Lab) error {
+// clearRules removes every rule the lab added: the whole table goes.
+func clearRules(lab *topology.Lab) error {
 	ns, err := lab.Router.NS()
 	if err != nil {
 		return err

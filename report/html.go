@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	_ "embed"
 	"fmt"
 	"html/template"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/tcplab/tcplab/experiments"
-	"github.com/tcplab/tcplab/topology"
 )
 
 // HTML writes the whole run as one self-contained page: a summary table,
@@ -55,7 +55,11 @@ func HTML(w io.Writer, d Document) error {
 			page.Counts = append(page.Counts, fmt.Sprintf("%d %s", counts[v], v))
 		}
 	}
-	return htmlTmpl.Execute(w, page)
+	t, err := htmlTemplate()
+	if err != nil {
+		return fmt.Errorf("parse the HTML template: %w", err)
+	}
+	return t.Execute(w, page)
 }
 
 // textbookDiff words a difference from the textbook's calls for a reader:
@@ -211,10 +215,7 @@ type svgRow struct {
 func diagram(r experiments.Result) svgDiagram {
 	steps := ladderSteps(r)
 	d := svgDiagram{W: svgWidth}
-	addrs := [3]string{topology.ClientIP.String(), topology.RouterClientIP.String() + " | " + topology.RouterServerIP.String(), topology.ServerIP.String()}
-	if r.Family == 6 {
-		addrs = [3]string{topology.ClientIP6.String(), topology.RouterClientIP6.String() + " | " + topology.RouterServerIP6.String(), topology.ServerIP6.String()}
-	}
+	addrs := [3]string{r.Addrs["client"], r.Addrs["router"], r.Addrs["server"]}
 	for i, n := range colNames {
 		w := max(152, float64(len(addrs[i]))*6.3+16)
 		d.Cols = append(d.Cols, svgCol{X: svgX[i], BoxX: svgX[i] - w/2, BoxW: w, Name: n, Addr: addrs[i]})
@@ -430,189 +431,18 @@ func star(cx, cy float64) string {
 	return b.String()
 }
 
-var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"f":     func(v float64) string { return fmt.Sprintf("%.1f", v) },
-	"upper": strings.ToUpper,
-	"ms":    func(v float64) string { return fmt.Sprintf("%+.1f", v) },
-	"add":   func(a, b float64) float64 { return a + b },
-	"sub":   func(a, b float64) float64 { return a - b },
-}).Parse(htmlSource))
+// htmlSource is the report's page, parsed when a report is written (not
+// at every start of the binary, which agents are too).
+//
+//go:embed report.html.tmpl
+var htmlSource string
 
-const htmlSource = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tcplab report{{if .Doc.Kernel}} · kernel {{.Doc.Kernel}}{{end}}</title>
-<style>
-:root { --fg: #1d2127; --muted: #5c6570; --line: #d5d9de; --bg: #fff; --match: #1a7f37; --mismatch: #b42318; --error: #9a6700;
-  --syn: #1f5fbf; --ack: #57606a; --data: #0a3069; --fin: #b35900; --rst: #c0162b; --icmp: #8250df; --fault: #c0162b; }
-* { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 1280px; padding: 20px 28px 40px; color: var(--fg); background: var(--bg);
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", "Liberation Sans", sans-serif; }
-h1 { font-size: 26px; margin: 0 0 2px; }
-h2 { font-size: 21px; margin: 0 0 4px; }
-h3 { font-size: 14px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 14px 0 4px; }
-.meta { color: var(--muted); margin: 0 0 18px; }
-code, .mono { font-family: "DejaVu Sans Mono", "Liberation Mono", ui-monospace, monospace; font-size: 13px; }
-table { border-collapse: collapse; }
-table.summary { width: 100%; margin-bottom: 28px; }
-table.summary th, table.summary td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
-table.summary th { font-size: 13px; color: var(--muted); font-weight: 600; }
-table.summary a { color: inherit; font-weight: 600; }
-.badge { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 13px; font-weight: 700; color: #fff;
-  letter-spacing: .03em; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-.badge.match { background: var(--match); } .badge.observed { background: #0969da; } .badge.mismatch { background: var(--mismatch); } .badge.error { background: var(--error); }
-section.case { border-top: 3px solid var(--fg); padding-top: 14px; margin-top: 30px; }
-.case-head { display: flex; flex-wrap: wrap; gap: 6px 14px; align-items: baseline; }
-.case-head .title { font-weight: 400; color: var(--muted); }
-.trigger { margin: 6px 0 12px; }
-.case-body { display: grid; grid-template-columns: minmax(0, 860px) minmax(300px, 1fr); gap: 10px 30px; align-items: start; }
-@media (max-width: 1150px) { .case-body { grid-template-columns: minmax(0, 1fr); } }
-.facts p { margin: 0 0 6px; }
-.facts code { overflow-wrap: anywhere; }
-.facts ul { margin: 0 0 6px; padding-left: 20px; }
-.facts .ok { color: var(--match); font-weight: 700; } .facts .no { color: var(--mismatch); font-weight: 700; }
-.verdict-line { font-weight: 600; }
-pre.stderr { font-size: 12px; background: #f6f8fa; padding: 6px 8px; white-space: pre-wrap; margin: 0 0 6px; }
-table.calls td { padding: 1px 10px 1px 0; font-size: 13px; }
-table.calls td.t { text-align: right; font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; color: var(--muted); }
-.diagram svg { width: 100%; max-width: 860px; height: auto; display: block; }
-.legend { font-size: 12.5px; color: var(--muted); margin: 4px 0 0; max-width: 860px; }
-.legend b { color: var(--fg); font-weight: 600; } .legend b.x { color: var(--fault); }
-svg text { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 12px; fill: var(--fg); }
-svg .node rect { fill: #f3f5f8; stroke: #8c959f; }
-svg .node .name { font-weight: 700; font-size: 14px; }
-svg .node .addr { font-size: 10.5px; fill: var(--muted); }
-svg .life { stroke: #8c959f; stroke-width: 1.5; }
-svg .time { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 11px; fill: var(--muted); }
-svg .time.repeat { fill: #afb8c1; }
-svg .halo { paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
-svg .arrow .shaft { stroke-width: 2; }
-svg .arrow .hit { stroke: transparent; stroke-width: 14; }
-svg .arrow:hover .shaft { stroke-width: 3.5; }
-svg .arrow:hover .label { font-weight: 700; }
-svg .arrow .label { font-size: 12px; }
-svg .arrow .via { stroke: #fff; stroke-width: 1.5; }
-svg .syn .shaft, svg .syn .cross { stroke: var(--syn); } svg .syn .head, svg .syn .via { fill: var(--syn); } svg .syn .label { fill: var(--syn); }
-svg .ack .shaft { stroke: var(--ack); } svg .ack .head, svg .ack .via { fill: var(--ack); } svg .ack .label { fill: var(--ack); }
-svg .data .shaft { stroke: var(--data); } svg .data .head, svg .data .via { fill: var(--data); } svg .data .label { fill: var(--data); font-weight: 600; }
-svg .fin .shaft { stroke: var(--fin); } svg .fin .head, svg .fin .via { fill: var(--fin); } svg .fin .label { fill: var(--fin); font-weight: 600; }
-svg .rst .shaft { stroke: var(--rst); } svg .rst .head, svg .rst .via { fill: var(--rst); } svg .rst .label { fill: var(--rst); font-weight: 700; }
-svg .icmp .shaft { stroke: var(--icmp); stroke-dasharray: 6 3; } svg .icmp .head, svg .icmp .via { fill: var(--icmp); } svg .icmp .label { fill: var(--icmp); font-weight: 600; }
-svg .other .shaft { stroke: var(--ack); } svg .other .head { fill: var(--ack); }
-svg .arrow .cross { stroke: var(--fault); stroke-width: 3; }
-svg .arrow .dropnote { fill: var(--fault); font-size: 11.5px; font-weight: 600; }
-svg .call .dot { stroke: #fff; stroke-width: 1.5; }
-svg .call.ok .dot { fill: var(--match); } svg .call.ok .lbl { fill: var(--match); }
-svg .call.err .dot { fill: var(--mismatch); } svg .call.err .lbl { fill: var(--mismatch); font-weight: 700; }
-svg .call.eof .dot { fill: var(--fin); } svg .call.eof .lbl { fill: var(--fin); font-weight: 600; }
-svg .mark .rule { stroke: var(--fault); stroke-width: 1.2; stroke-dasharray: 5 4; }
-svg .mark .star { fill: var(--fault); stroke: #fff; stroke-width: 1; }
-svg .mark .lbl { fill: var(--fault); font-weight: 700; font-size: 12.5px; }
-svg .mark.note .rule { stroke: #8c959f; } svg .mark.note .star { fill: #8c959f; } svg .mark.note .lbl { fill: var(--muted); font-weight: 400; font-style: italic; }
-svg .cut rect { fill: #eef1f4; } svg .cut path { fill: none; stroke: #8c959f; stroke-width: 1.2; }
-svg .cut text { fill: var(--muted); font-size: 11.5px; font-style: italic; }
-svg .bar line { stroke: var(--fg); stroke-width: 2; } svg .bar text { font-size: 11px; fill: var(--muted); }
-footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
-@media print {
-  body { max-width: none; padding: 0; font-size: 11pt; }
-  @page { margin: 14mm; }
-  section.case { break-before: page; border-top: none; }
-  .case-body { grid-template-columns: minmax(0, 1fr); }
-  /* A case starts a page: its title, and its diagram scaled to fit below. */
-  .diagram { break-inside: avoid; }
-  .diagram svg { max-height: 175mm; }
-  table.summary tr { break-inside: avoid; }
-  a { text-decoration: none; }
-  svg .arrow .hit { display: none; }
+func htmlTemplate() (*template.Template, error) {
+	return template.New("report").Funcs(template.FuncMap{
+		"f":     func(v float64) string { return fmt.Sprintf("%.1f", v) },
+		"upper": strings.ToUpper,
+		"ms":    func(v float64) string { return fmt.Sprintf("%+.1f", v) },
+		"add":   func(a, b float64) float64 { return a + b },
+		"sub":   func(a, b float64) float64 { return a - b },
+	}).Parse(htmlSource)
 }
-</style>
-</head>
-<body>
-<header>
-<h1>tcplab report</h1>
-<p class="meta">{{if .Doc.Kernel}}Linux kernel {{.Doc.Kernel}} · {{end}}{{if .Doc.Version}}tcplab {{.Doc.Version}} · {{end}}{{len .Cases}} case run{{if ne (len .Cases) 1}}s{{end}}{{range $i, $c := .Counts}}{{if eq $i 0}}: {{else}}, {{end}}{{$c}}{{end}}</p>
-</header>
-<section id="summary">
-<table class="summary">
-<thead><tr><th>case</th><th>what happens</th><th>textbook says</th><th>Linux observed</th><th>verdict</th></tr></thead>
-<tbody>
-{{- range .Cases}}
-<tr data-case="{{.R.Case}}"><td><a href="#{{.ID}}">{{.Name}}</a></td><td>{{.R.Title}}</td><td class="mono">{{.Textbook}}</td><td class="mono">{{.Observed}}</td><td><span class="badge {{.R.Verdict}}">{{.R.Verdict}}</span></td></tr>
-{{- end}}
-</tbody>
-</table>
-</section>
-{{range .Cases}}
-<section class="case" id="{{.ID}}" data-case="{{.R.Case}}" data-verdict="{{.R.Verdict}}" data-arrows="{{.Diagram.Arrows}}">
-<div class="case-head"><h2>{{.Name}} <span class="title">{{.R.Title}}</span></h2><span class="badge verdict {{.R.Verdict}}">{{upper .R.Verdict}}</span></div>
-<p class="trigger"><b>What the lab does:</b> {{.R.Trigger}}</p>
-<div class="case-body">
-<div class="diagram">
-{{- with .Diagram}}{{$d := .}}
-<svg class="ladder" viewBox="0 0 {{f .W}} {{f .H}}" width="{{f .W}}" height="{{f .H}}" role="img" aria-label="sequence diagram: client, router, server; time flows down">
-{{- range .Cols}}
-<line class="life" x1="{{f .X}}" y1="{{f $d.LifeTop}}" x2="{{f .X}}" y2="{{f $d.LifeBottom}}"></line>
-{{- end}}
-{{- range .Cols}}
-<g class="node"><rect x="{{f .BoxX}}" y="6" width="{{f .BoxW}}" height="44" rx="6"></rect><text class="name" x="{{f .X}}" y="25" text-anchor="middle">{{.Name}}</text><text class="addr" x="{{f .X}}" y="41" text-anchor="middle">{{.Addr}}</text></g>
-{{- end}}
-<text class="time" x="{{f 50.0}}" y="41" text-anchor="end">ms</text>
-{{- range .Breaks}}
-<g class="cut"><rect x="58" y="{{f .Y0}}" width="774" height="{{f (sub .Y1 .Y0)}}"></rect><path d="{{.Zig0}}"></path><path d="{{.Zig1}}"></path><text class="halo" x="460" y="{{f .YMid}}" dy="4" text-anchor="middle">{{.Label}}</text></g>
-{{- end}}
-{{- range .Rows}}
-{{- if eq .Kind "arrow"}}
-<g class="arrow {{.Class}}{{if .Dropped}} dropped{{end}}" data-from="{{.From}}" data-to="{{.To}}"><title>{{.Title}}</title><line class="hit" x1="{{f .HitX1}}" y1="{{f .Y}}" x2="{{f .HitX2}}" y2="{{f .Y}}"></line><line class="shaft" x1="{{f .X1}}" y1="{{f .Y}}" x2="{{f .X2}}" y2="{{f .Y}}"></line>{{if .Head}}<path class="head" d="{{.Head}}"></path>{{end}}{{if .Through}}<circle class="via" cx="{{f .RouterX}}" cy="{{f .Y}}" r="3.5"></circle>{{end}}{{if .Dropped}}<path class="cross" d="{{.Cross}}"></path><text class="dropnote halo" x="{{f .DropX}}" y="{{f .Y}}" dy="4" text-anchor="{{.DropAnchor}}">not forwarded</text>{{end}}<text class="label halo" x="{{f .LabelX}}" y="{{f .LabelY}}" text-anchor="middle">{{.Label}}</text><text class="time{{if .Repeat}} repeat{{end}}" x="50" y="{{f .Y}}" dy="4" text-anchor="end">{{.Time}}</text></g>
-{{- else if eq .Kind "call"}}
-<g class="call {{.Class}}" data-node="{{.From}}"><title>{{.Title}}</title><circle class="dot" cx="{{f .DotX}}" cy="{{f .Y}}" r="4.5"></circle><text class="lbl halo" x="{{f .TextX}}" y="{{f .Y}}" dy="4" text-anchor="{{.Anchor}}">{{.Label}}</text><text class="time{{if .Repeat}} repeat{{end}}" x="50" y="{{f .Y}}" dy="4" text-anchor="end">{{.Time}}</text></g>
-{{- else}}
-<g class="mark {{.Class}}" data-node="{{.From}}"><title>{{.Title}}</title><line class="rule" x1="{{f .RuleX1}}" y1="{{f .Y}}" x2="{{f .RuleX2}}" y2="{{f .Y}}"></line><path class="star" d="{{.Star}}"></path><text class="lbl halo" x="{{f .TextX}}" y="{{f .LabelY}}" text-anchor="{{.Anchor}}">{{.Label}}</text><text class="time{{if .Repeat}} repeat{{end}}" x="50" y="{{f .Y}}" dy="4" text-anchor="end">{{.Time}}</text></g>
-{{- end}}
-{{- end}}
-{{- if not .Empty}}
-<g class="bar"><line x1="{{f .BarX}}" y1="{{f .BarY0}}" x2="{{f .BarX}}" y2="{{f .BarY1}}"></line><line x1="{{f (sub .BarX 4)}}" y1="{{f .BarY0}}" x2="{{f (add .BarX 4)}}" y2="{{f .BarY0}}"></line><line x1="{{f (sub .BarX 4)}}" y1="{{f .BarY1}}" x2="{{f (add .BarX 4)}}" y2="{{f .BarY1}}"></line><text x="{{f (add .BarX 9)}}" y="{{f .BarY1}}">{{.BarLabel}} to scale</text></g>
-{{- end}}
-</svg>
-<p class="legend">Time flows down, in ms since the case started, to scale (the bar at the bottom), except that rows less than {{.Spread}} apart are spread out{{if .Breaks}} and the shaded stretches, where nothing happened for a long time, are cut short{{end}}. Each packet is an arrow from the host that sent it: a dot on the router's line means the router forwarded it, <b class="x">✕</b> that it did not. <b>Hover</b> over a packet for its full decode. Dots beside a host are its calls and their results; red dashed lines are the faults the lab injected and the signals it sent.</p>
-{{- end}}
-</div>
-<div class="facts">
-<h3>Verdict</h3>
-<p class="verdict-line">{{if eq .R.Verdict "match"}}MATCH: this kernel did as the Linux expectation declares{{if .R.TextbookAgrees}}; the calls and errors are the textbook's.{{else}}; the textbook differs:{{end}}{{else if eq .R.Verdict "observed"}}OBSERVED: your programs ran under the fault; there is no declared expectation for them, only what they did.{{else if eq .R.Verdict "mismatch"}}MISMATCH: this kernel did not do what the Linux expectation declares:{{else}}ERROR: the case could not run: {{.R.Error}}{{end}}</p>
-{{- if .R.Mismatches}}<ul>{{range .R.Mismatches}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{- if and (eq .R.Verdict "match") .TextbookDiffs}}<ul>{{range .TextbookDiffs}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<h3>Textbook</h3>
-<p>{{.R.Textbook.Summary}}</p>
-<h3>Linux</h3>
-<p>{{.R.Expected.Summary}}</p>
-{{- range .Programs}}
-<h3>Your {{.Node}} program</h3>
-<p><code>{{.Cmd}}</code>: {{.Status}}</p>
-{{- if .Stderr}}<pre class="stderr">{{range .Stderr}}{{.}}
-{{end}}</pre>{{end}}
-{{- end}}
-{{- if .R.Why}}
-<h3>Why</h3>
-<p>{{.R.Why}}</p>
-{{- end}}
-<h3>Knobs</h3>
-<p>{{if .Knobs}}<code>{{range $i, $k := .Knobs}}{{if $i}}, {{end}}{{$k}}{{end}}</code>{{else}}none: the kernel's own settings{{end}}{{if .R.Basis}}; {{.R.Basis}}{{end}}</p>
-{{- if .R.Events}}
-<h3>Calls (ms from the fault before each)</h3>
-<table class="calls">{{range .R.Events}}<tr><td class="t">{{ms .TMS}}</td><td>{{.Node}}</td><td>{{.Syscall}} → {{.Result}}{{if .Signal}} + {{.Signal}}{{end}}</td></tr>{{end}}</table>
-{{- end}}
-{{- if .R.PacketChecks}}
-<h3>Packets</h3>
-<ul class="checks">{{range .R.PacketChecks}}<li><span class="{{if .OK}}ok{{else}}no{{end}}">{{if .OK}}ok{{else}}NO{{end}}</span> {{.Desc}}: {{.Want}}, saw {{.Got}}{{if .Detail}}; {{.Detail}}{{end}}</li>{{end}}</ul>
-{{- end}}
-<p class="meta">{{if gt .R.ElapsedMS 0.0}}{{.Elapsed}} · {{end}}lab {{.R.Lab}}</p>
-</div>
-</div>
-</section>
-{{end}}
-<footer>Written by tcplab. This file is self-contained: it loads nothing and runs no script.</footer>
-</body>
-</html>
-`

@@ -3,13 +3,11 @@ package report
 import (
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 
+	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/experiments"
-	"github.com/tcplab/tcplab/impair"
-	"github.com/tcplab/tcplab/topology"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,7 +89,7 @@ func ladderSteps(r experiments.Result) []step {
 			}
 			// A segment that takes sequence space and comes again is a
 			// retransmission; repeated pure ACKs are not.
-			if p := e.Packet; p.Proto == "tcp" && (p.Len > 0 || strings.Contains(p.Flags, "SYN") || strings.Contains(p.Flags, "FIN")) {
+			if p := e.Packet; p.Proto == "tcp" && (p.Len > 0 || p.Flags.Has(capture.SYN) || p.Flags.Has(capture.FIN)) {
 				k := fmt.Sprintf("%d %s", s.from, e.Text)
 				s.resend = sent[k]
 				sent[k]++
@@ -134,7 +132,7 @@ func packetStep(e experiments.Entry) (step, bool) {
 		return step{}, false
 	}
 	s := step{at: e.AtMS, kind: stepArrow, label: packetLabel(p), class: packetClass(p), bytes: p.Len}
-	src := nodeOf(p.Src)
+	src := p.SrcRole
 	switch {
 	case p.Point == experiments.PointRouterClient && src == "client":
 		s.from = colClient
@@ -171,47 +169,41 @@ func packetStep(e experiments.Entry) (step, bool) {
 func packetLabel(p *experiments.PacketOut) string {
 	switch p.Proto {
 	case "tcp":
-		f := map[string]bool{}
-		for _, x := range strings.Split(p.Flags, ",") {
-			f[x] = true
-		}
+		f := p.Flags
 		var parts []string
 		switch {
-		case f["RST"]:
+		case f.Has(capture.RST):
 			parts = append(parts, "RST")
-		case f["SYN"] && f["ACK"]:
+		case f.Has(capture.SYN | capture.ACK):
 			parts = append(parts, "SYN-ACK")
-		case f["SYN"]:
+		case f.Has(capture.SYN):
 			parts = append(parts, "SYN")
 		}
 		if p.Len > 0 {
 			parts = append(parts, fmt.Sprintf("data %d bytes", p.Len))
 		}
-		if f["FIN"] {
+		if f.Has(capture.FIN) {
 			parts = append(parts, "FIN")
 		}
 		if len(parts) == 0 {
-			if f["ACK"] {
+			if f.Has(capture.ACK) {
 				return "ACK"
 			}
-			return "TCP " + p.Flags
+			return "TCP " + p.Flags.String()
 		}
 		return strings.Join(parts, " + ")
 	case "icmp", "icmpv6":
 		if p.ICMPType == nil || p.ICMPCode == nil {
 			return "ICMP"
 		}
-		if *p.ICMPType == 3 && p.Proto == "icmp" {
-			return fmt.Sprintf("ICMP 3/%d %s", *p.ICMPCode, impair.ICMPCodeName(*p.ICMPCode))
-		}
-		if *p.ICMPType == 1 && p.Proto == "icmpv6" {
-			return fmt.Sprintf("ICMPv6 1/%d %s", *p.ICMPCode, impair.ICMP6CodeName(*p.ICMPCode))
-		}
-		name := "ICMP"
+		family := 4
 		if p.Proto == "icmpv6" {
-			name = "ICMPv6"
+			family = 6
 		}
-		return fmt.Sprintf("%s type %d code %d", name, *p.ICMPType, *p.ICMPCode)
+		if *p.ICMPType == capture.UnreachableType(family) {
+			return fmt.Sprintf("%s %d/%d %s", capture.ICMPLabel(family), *p.ICMPType, *p.ICMPCode, capture.UnreachableName(family, *p.ICMPCode))
+		}
+		return fmt.Sprintf("%s type %d code %d", capture.ICMPLabel(family), *p.ICMPType, *p.ICMPCode)
 	}
 	if p.Proto == "udp" && p.DstPort != 0 {
 		return fmt.Sprintf("UDP to port %d", p.DstPort)
@@ -219,30 +211,15 @@ func packetLabel(p *experiments.PacketOut) string {
 	return strings.ToUpper(p.Proto)
 }
 
-// nodeOf names the lab host an address belongs to, in either family, or
-// returns "" for any other address (link-local, multicast).
-func nodeOf(ip string) string {
-	eq := func(a net.IP) bool { return a != nil && ip == a.String() }
-	switch {
-	case eq(topology.ClientIP), eq(topology.ClientIP6):
-		return "client"
-	case eq(topology.ServerIP), eq(topology.ServerIP6):
-		return "server"
-	case eq(topology.RouterClientIP), eq(topology.RouterServerIP), eq(topology.RouterClientIP6), eq(topology.RouterServerIP6):
-		return "router"
-	}
-	return ""
-}
-
 func packetClass(p *experiments.PacketOut) string {
 	switch p.Proto {
 	case "tcp":
 		switch {
-		case strings.Contains(p.Flags, "RST"):
+		case p.Flags.Has(capture.RST):
 			return "rst"
-		case strings.Contains(p.Flags, "SYN"):
+		case p.Flags.Has(capture.SYN):
 			return "syn"
-		case strings.Contains(p.Flags, "FIN"):
+		case p.Flags.Has(capture.FIN):
 			return "fin"
 		case p.Len > 0:
 			return "data"

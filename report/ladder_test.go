@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/experiments"
 )
 
@@ -131,9 +132,9 @@ func TestLadderHostCrash(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"server link down (crash) *",
-		"data 100 bytes ×3",
-		"resent at 209.1, 417.1,",
-		"841.2 ms",
+		"data 100 bytes ×4",
+		"resent at 212.1, 420.1,",
+		"1668.1 ms",
 		"X not forwarded",
 		"├ recv → ETIMEDOUT",
 	} {
@@ -155,7 +156,7 @@ func longRun() experiments.Result {
 	for i := range 16 {
 		r.Timeline = append(r.Timeline, experiments.Entry{AtMS: at, Kind: "packet", Text: "198.51.100.2:40000 > 203.0.113.2:8000 PSH,ACK seq=1 ack=1 len=1000",
 			Packet: &experiments.PacketOut{Point: experiments.PointRouterClient, Proto: "tcp", Src: "198.51.100.2", Dst: "203.0.113.2",
-				SrcPort: 40000, DstPort: 8000, Flags: "PSH,ACK", Seq: 1, Ack: 1, Len: 1000, Fate: "not forwarded"}})
+				SrcPort: 40000, DstPort: 8000, Flags: capture.PSH | capture.ACK, Seq: 1, Ack: 1, Len: 1000, Fate: "not forwarded", SrcRole: "client", DstRole: "server"}})
 		at += 200 * float64(int(1)<<min(i, 9))
 	}
 	r.Timeline = append(r.Timeline, experiments.Entry{AtMS: at, Kind: "call", Node: "client", Text: "recv → ETIMEDOUT"})
@@ -168,10 +169,10 @@ func TestLadderBulk(t *testing.T) {
 	r := experiments.Result{Case: "bulk"}
 	pkt := func(at float64, fromServer bool, seq uint32, n int) {
 		p := &experiments.PacketOut{Point: experiments.PointRouterClient, Proto: "tcp", Src: "198.51.100.2", Dst: "203.0.113.2",
-			SrcPort: 40000, DstPort: 8000, Flags: "ACK", Seq: 1, Ack: seq, Fate: "forwarded"}
+			SrcPort: 40000, DstPort: 8000, Flags: capture.ACK, Seq: 1, Ack: seq, Fate: "forwarded", SrcRole: "client", DstRole: "server"}
 		if fromServer {
 			p = &experiments.PacketOut{Point: experiments.PointRouterServer, Proto: "tcp", Src: "203.0.113.2", Dst: "198.51.100.2",
-				SrcPort: 8000, DstPort: 40000, Flags: "PSH,ACK", Seq: seq, Ack: 1, Len: n, Fate: "forwarded"}
+				SrcPort: 8000, DstPort: 40000, Flags: capture.PSH | capture.ACK, Seq: seq, Ack: 1, Len: n, Fate: "forwarded", SrcRole: "server", DstRole: "client"}
 		}
 		r.Timeline = append(r.Timeline, experiments.Entry{AtMS: at, Kind: "packet", Packet: p,
 			Text: fmt.Sprintf("%s > %s %s seq=%d ack=%d len=%d", p.Src, p.Dst, p.Flags, p.Seq, p.Ack, p.Len)})

@@ -5,7 +5,6 @@ import (
 	"os"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/tcplab/tcplab/experiments"
 )
@@ -28,8 +27,7 @@ func loadBoth(t testing.TB) Document {
 	return d
 }
 
-// loadFile reads a recorded run. experiments.Window writes its bounds as
-// min_ms and max_ms but reads nothing back, so they are restored here.
+// loadFile reads a recorded run.
 func loadFile(t testing.TB, recorded string) Document {
 	t.Helper()
 	b, err := os.ReadFile(recorded)
@@ -39,35 +37,6 @@ func loadFile(t testing.TB, recorded string) Document {
 	var d Document
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatalf("%s: %v", recorded, err)
-	}
-	type window struct {
-		Min int64 `json:"min_ms"`
-		Max int64 `json:"max_ms"`
-	}
-	type calls struct {
-		Calls []struct {
-			Within *window `json:"within"`
-		} `json:"calls"`
-	}
-	var raw struct {
-		Results []struct {
-			Textbook, Expected calls
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		t.Fatal(err)
-	}
-	restore := func(dst []experiments.Call, src calls) {
-		for i, c := range src.Calls {
-			if c.Within != nil && i < len(dst) && dst[i].Within != nil {
-				dst[i].Within.Min = time.Duration(c.Within.Min) * time.Millisecond
-				dst[i].Within.Max = time.Duration(c.Within.Max) * time.Millisecond
-			}
-		}
-	}
-	for i := range d.Results {
-		restore(d.Results[i].Textbook.Calls, raw.Results[i].Textbook)
-		restore(d.Results[i].Expected.Calls, raw.Results[i].Expected)
 	}
 	if len(d.Results) == 0 {
 		t.Fatalf("%s holds no results", recorded)

@@ -66,18 +66,76 @@ func addressing(role string) []linkAddr {
 	return []linkAddr{{ServerIP, RouterServerIP, 24}, {ServerIP6, RouterServerIP6, 64}}
 }
 
-// Family 4 or 6 selects a node's address of that family.
-func (n *Node) Addr(family int) net.IP {
+// Addr is the address of role in family (4 or 6): the one place that maps
+// roles to addresses. The router's is its address on the client's side.
+func Addr(role string, family int) net.IP {
+	v6 := family == 6
 	switch {
-	case n.Role == Client && family == 6:
+	case role == Client && v6:
 		return ClientIP6
-	case n.Role == Server && family == 6:
+	case role == Client:
+		return ClientIP
+	case role == Server && v6:
 		return ServerIP6
-	case n.Role == Router && family == 6:
+	case role == Server:
+		return ServerIP
+	case v6:
 		return RouterClientIP6
 	}
-	return n.IP()
+	return RouterClientIP
 }
+
+// Addrs is every address of role, IPv4 then IPv6, with prefix lengths.
+func Addrs(role string) []string {
+	switch role {
+	case Client, Server:
+		var out []string
+		for _, a := range addressing(role) {
+			out = append(out, fmt.Sprintf("%s/%d", a.node, a.bits))
+		}
+		return out
+	}
+	return []string{
+		RouterClientIP.String() + "/24", RouterServerIP.String() + "/24",
+		RouterClientIP6.String() + "/64", RouterServerIP6.String() + "/64",
+	}
+}
+
+// Shown is how a role's addresses in family are shown beside its name:
+// the router has one on each side, "198.51.100.1 | 203.0.113.1".
+func Shown(role string, family int) string {
+	if role != Router {
+		return Addr(role, family).String()
+	}
+	i := 0
+	if family == 6 {
+		i = 1
+	}
+	return addressing(Client)[i].router.String() + " | " + addressing(Server)[i].router.String()
+}
+
+// RoleOf is the role that owns an address of the lab, "" for none.
+func RoleOf(ip net.IP) string {
+	for _, r := range Roles {
+		if r == Router {
+			for _, a := range []net.IP{RouterClientIP, RouterServerIP, RouterClientIP6, RouterServerIP6} {
+				if a.Equal(ip) {
+					return r
+				}
+			}
+			continue
+		}
+		for _, a := range addressing(r) {
+			if a.node.Equal(ip) {
+				return r
+			}
+		}
+	}
+	return ""
+}
+
+// Addr is the node's address in family (4 or 6).
+func (n *Node) Addr(family int) net.IP { return Addr(n.Role, family) }
 
 // MaxIDLen keeps the longest link name, "tl-" + id + "-rs", within the
 // kernel's 15-byte interface name limit.
@@ -189,15 +247,7 @@ func (n *Node) Lab() *Lab { return n.lab }
 
 // IP is the node's address on its lab-facing side (the router's is the
 // client-side one).
-func (n *Node) IP() net.IP {
-	switch n.Role {
-	case Client:
-		return ClientIP
-	case Server:
-		return ServerIP
-	}
-	return RouterClientIP
-}
+func (n *Node) IP() net.IP { return Addr(n.Role, 4) }
 
 // handle returns the node's netlink handle, opened once and reused.
 func (n *Node) handle() (*netlink.Handle, error) {

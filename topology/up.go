@@ -303,7 +303,7 @@ func (l *Lab) wire(other *Node, rl, ol netlink.Link) error {
 		// before the first packet, and a crashed host stays silent. With
 		// a dynamic entry the router would, a few seconds after the
 		// host's link died, fail to resolve it and answer the client with
-		// ICMP host unreachable (see impair.CrashReported).
+		// ICMP host unreachable (the crash-reported fault).
 		step("neighbour on "+rName, func() error { return rh.NeighSet(permanentNeigh(rl, a.node, oMAC)) })
 		step("neighbour on "+oName, func() error { return oh.NeighSet(permanentNeigh(ol, a.router, rMAC)) })
 		step("default route in "+other.NSName, func() error {

@@ -331,7 +331,7 @@ func TestPcapFiles(t *testing.T) {
 		var rst bool
 		for _, p := range pk {
 			d := capture.Decode(p.Data)
-			rst = rst || (d.Proto == "tcp" && d.Src == topology.ServerIP.String() && d.Flags == "RST,ACK")
+			rst = rst || (d.Proto == "tcp" && d.Src == topology.ServerIP.String() && d.Flags == capture.RST|capture.ACK)
 		}
 		if !rst {
 			t.Errorf("%s: no RST,ACK from the server among %d frames", path, len(pk))

@@ -1,0 +1,159 @@
+package experiments
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/tcplab/tcplab/capture"
+	"github.com/tcplab/tcplab/topology"
+)
+
+// The packets each case must show, and must not, at the router's two
+// interfaces. They are checked on the captures, beside the calls.
+
+// addrs are the lab's addresses and ICMP flavour in a run's family.
+type addrs struct {
+	client, server, router string
+	icmp                   string // decoded protocol name
+	unreach                uint8  // destination-unreachable type
+	host, net              uint8  // the codes for host and net unreachable
+}
+
+func addrsOf(family int) addrs {
+	host, net := unreachableCodes(family)
+	return addrs{
+		topology.Addr(topology.Client, family).String(), topology.Addr(topology.Server, family).String(),
+		topology.Addr(topology.Router, family).String(), capture.ICMPProto(family), capture.UnreachableType(family), host, net,
+	}
+}
+
+// unreachableCodes are the router's answers for "the host is unreachable"
+// and "the network is unreachable" in a family: ICMP host- and
+// net-unreachable, or ICMPv6 address-unreachable and no-route.
+func unreachableCodes(family int) (host, net uint8) {
+	if family == 6 {
+		return capture.AddrUnreachable6, capture.NoRoute6
+	}
+	return capture.HostUnreachable, capture.NetUnreachable
+}
+
+func tcpFromClient(a addrs, port uint16) func(Pkt) bool {
+	return func(p Pkt) bool {
+		return p.Proto == "tcp" && p.Src == a.client && p.Dst == a.server && p.DstPort == port
+	}
+}
+
+func tcpFromServer(a addrs, port uint16) func(Pkt) bool {
+	return func(p Pkt) bool {
+		return p.Proto == "tcp" && p.Src == a.server && p.SrcPort == port && p.Dst == a.client
+	}
+}
+
+func and(fs ...func(Pkt) bool) func(Pkt) bool {
+	return func(p Pkt) bool {
+		for _, f := range fs {
+			if !f(p) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// flagsAre matches segments with exactly these flags.
+func flagsAre(f capture.TCPFlags) func(Pkt) bool { return func(p Pkt) bool { return p.Flags == f } }
+
+// hasFlag matches segments with these flags set, among others.
+func hasFlag(f capture.TCPFlags) func(Pkt) bool { return func(p Pkt) bool { return p.Flags.Has(f) } }
+
+func withData(p Pkt) bool { return p.Len > 0 }
+
+func toClient(a addrs) func(Pkt) bool { return func(p Pkt) bool { return p.Dst == a.client } }
+
+// icmpUnreachable matches ICMP destination unreachable with the code, sent
+// by the router to the client about a segment for the server's port.
+func icmpUnreachable(a addrs, code uint8, port uint16) func(Pkt) bool {
+	return func(p Pkt) bool {
+		return p.Proto == a.icmp && p.Src == a.router && p.Dst == a.client && p.ICMPType == a.unreach && p.ICMPCode == code &&
+			p.ICMPInner != nil && p.ICMPInner.Dst == a.server && p.ICMPInner.DstPort == port
+	}
+}
+
+// knob reads an integer knob of the settings.
+func knob(s Settings, key string) int {
+	for _, k := range s.Knobs {
+		if k.Key == key {
+			n, _ := strconv.Atoi(k.Value)
+			return n
+		}
+	}
+	return 0
+}
+
+// schedule checks the packets' gaps against the predicted send times, each
+// gap within 10% + 50 ms early and 15% + 200 ms late.
+func schedule(at []time.Duration) func([]time.Time, time.Time) (bool, string) {
+	return func(ts []time.Time, _ time.Time) (bool, string) {
+		for i := 1; i < len(ts) && i < len(at); i++ {
+			g, want := ts[i].Sub(ts[i-1]), at[i]-at[i-1]
+			if g < want-want/10-50*time.Millisecond || g > want+want*15/100+200*time.Millisecond {
+				return false, fmt.Sprintf("%s; gap %d is %s, the timers predict %s", gaps(ts), i, fmtDur(g), fmtDur(want))
+			}
+		}
+		return true, gaps(ts) + ", as the timers predict"
+	}
+}
+
+// backingOff checks that after the first retransmission (a tail loss
+// probe) the gaps double: exponential backoff.
+func backingOff(ts []time.Time, _ time.Time) (bool, string) {
+	for i := 3; i < len(ts); i++ {
+		if ts[i].Sub(ts[i-1]) < ts[i-1].Sub(ts[i-2])*3/2 {
+			return false, gaps(ts) + "; the gaps do not double"
+		}
+	}
+	return true, gaps(ts) + ": a tail loss probe, then exponential backoff"
+}
+
+// notBackingOff checks that no gap exceeds twice the largest RTO a lab
+// connection gets: each ICMP undid the backoff.
+func notBackingOff(rto time.Duration) func([]time.Time, time.Time) (bool, string) {
+	return func(ts []time.Time, _ time.Time) (bool, string) {
+		for i := 1; i < len(ts); i++ {
+			if g := ts[i].Sub(ts[i-1]); g > 2*rto {
+				return false, gaps(ts) + "; a gap backed off to " + fmtDur(g)
+			}
+		}
+		return true, gaps(ts) + ": no backoff, each ICMP undid it"
+	}
+}
+
+// afterFault reports how long after the fault the first packet came.
+func afterFault(ts []time.Time, fault time.Time) (bool, string) {
+	if len(ts) == 0 || fault.IsZero() {
+		return true, ""
+	}
+	return true, fmt.Sprintf("first %s after the fault", fmtDur(ts[0].Sub(fault)))
+}
+
+// judgeRevert: over IPv4 each ICMP host unreachable undoes the backoff;
+// over IPv6 address unreachable does not (tcp_v6_err reverts only for
+// no-route), so the retransmissions back off as after a crash.
+func judgeRevert(t Timing) func([]time.Time, time.Time) (bool, string) {
+	if t.Family == 6 {
+		return backingOff
+	}
+	return notBackingOff(max(t.RTO, rtoRange[1]))
+}
+
+// closedServerPackets: the server process ended (killed or shut down): its
+// FIN, the client's one segment of data, and the RST answering it.
+func closedServerPackets(t Timing, finDesc string) []PacketCheck {
+	a := addrsOf(t.Family)
+	return []PacketCheck{
+		{Desc: finDesc, Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.FIN)), Min: 1, Max: 1, Judge: afterFault},
+		{Desc: "the client's data after the FIN (only the first write sends)", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 1, Max: 1},
+		{Desc: "the server's RST answering that data", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.RST)), Min: 1, Max: 1},
+	}
+}
