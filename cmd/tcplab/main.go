@@ -43,6 +43,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			listCommand(),
+			explainCommand(),
 			runCommand(),
 			upCommand(),
 			statusCommand(),
