@@ -284,7 +284,7 @@ fi
 var oneLetterLong = regexp.MustCompile(` -l (\w) `)
 
 // fishScript is the library's (verbs and flags, with their usage) plus the
-// arguments from __complete: files only after exec's NAME NODE --.
+// arguments from __complete; files only after exec's NAME NODE --.
 func fishScript(app *cli.App) (string, error) {
 	lib, err := app.ToFishCompletion()
 	if err != nil {
@@ -292,14 +292,23 @@ func fishScript(app *cli.App) (string, error) {
 	}
 	// The library makes a one-letter flag (-6) a long one (--6).
 	lib = oneLetterLong.ReplaceAllString(lib, " -s $1 ")
-	return lib + `
+	// Fish completes a flag's value from the flag's own line only.
+	var values strings.Builder
+	for _, c := range app.VisibleCommands() {
+		for _, f := range c.Flags {
+			if v := flagValues[f.Names()[0]]; v != nil {
+				fmt.Fprintf(&values, "complete -c tcplab -n '__fish_seen_subcommand_from %s' -l %s -x -a '%s'\n", c.Name, f.Names()[0], strings.Join(v, " "))
+			}
+		}
+	}
+	return lib + values.String() + `
 function __fish_tcplab_args --description 'Arguments of tcplab verbs'
     set -l tok (commandline -ct)
     string match -q -- '-*' $tok; and return
     set -l words (commandline -opc)
     $words[1] ` + completeVerb + ` -- $words[2..-1] $tok 2>/dev/null
 end
-complete -c tcplab -n 'not __fish_tcplab_no_subcommand; and not __fish_seen_subcommand_from exec' -f -a '(__fish_tcplab_args)'
-complete -c tcplab -n '__fish_seen_subcommand_from exec' -a '(__fish_tcplab_args)'
+complete -c tcplab -n '__fish_tcplab_no_subcommand' -f
+complete -c tcplab -n 'not __fish_tcplab_no_subcommand; and not contains -- -- (commandline -opc)' -f -a '(__fish_tcplab_args)'
 `, nil
 }

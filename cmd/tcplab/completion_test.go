@@ -141,8 +141,8 @@ func TestCompletionLabNames(t *testing.T) {
 	}
 }
 
-// TestCompletionZshFish: the scripts name every verb, and pass the shells'
-// own syntax check where the shell is installed.
+// TestCompletionZshFish: the scripts name every verb; where the shell is
+// installed, they pass its syntax check and complete a case id.
 func TestCompletionZshFish(t *testing.T) {
 	for _, sh := range []struct{ name, check string }{{"zsh", "-n"}, {"fish", "--no-execute"}} {
 		o := tcplab(t, "", "completion", sh.name)
@@ -169,8 +169,39 @@ func TestCompletionZshFish(t *testing.T) {
 		}
 		if out, err := exec.Command(bin, sh.check, script).CombinedOutput(); err != nil {
 			t.Errorf("%s %s: %v\n%s", sh.name, sh.check, err, out)
+			continue
+		}
+		// Complete `tcplab run host-c`: fish for real, zsh with its
+		// completion builtins replaced by functions that print.
+		prog := map[string]string{
+			"fish": `source $argv[1]; complete -C'tcplab run host-c'`,
+			"zsh": `compdef() { }; compadd() { [[ $1 == -a ]] && print -l -- ${(P)2} }; source $1
+words=(tcplab run host-c); CURRENT=3; PREFIX=host-c; _tcplab`,
+		}[sh.name]
+		cmd := exec.Command(bin, "-c", prog, script)
+		if sh.name == "zsh" {
+			cmd.Args = []string{bin, "-f", "-c", prog, "zsh", script}
+		}
+		cmd.Env = append(os.Environ(), cliEnv+"=1", "PATH="+onPath(t)+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "host-crash" {
+			t.Errorf("%s: tcplab run host-c<TAB>: %v, %q; want host-crash", sh.name, err, out)
 		}
 	}
+}
+
+// onPath is a directory where `tcplab` is this test binary.
+func onPath(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(exe, filepath.Join(dir, "tcplab")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func TestCompletionBadShell(t *testing.T) {
