@@ -79,16 +79,22 @@ func explanationOf(c *experiments.Case) explanation {
 
 func explainAction(c *cli.Context) error {
 	var cases []*experiments.Case
+	seen := map[*experiments.Case]bool{}
 	for _, a := range c.Args().Slice() {
-		if a == "all" {
-			cases = append(cases, experiments.All()...)
-			continue
+		ks := experiments.All()
+		if a != "all" {
+			k, err := experiments.Lookup(a)
+			if err != nil {
+				return usageError(err)
+			}
+			ks = []*experiments.Case{k}
 		}
-		k, err := experiments.Lookup(a)
-		if err != nil {
-			return usageError(err)
+		for _, k := range ks {
+			if !seen[k] {
+				seen[k] = true
+				cases = append(cases, k)
+			}
 		}
-		cases = append(cases, k)
 	}
 	out := c.App.Writer
 	if len(cases) == 0 {

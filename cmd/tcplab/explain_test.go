@@ -77,8 +77,10 @@ func TestExplainList(t *testing.T) {
 			t.Errorf("explain does not list %s with a summary", id)
 		}
 	}
-	if o := tcplab(t, "", "explain", "all"); o.code != 0 || strings.Count(o.stdout, "\nWhy Linux differs\n") != len(experiments.IDs()) {
-		t.Errorf("explain all: status %d, %d explanations", o.code, strings.Count(o.stdout, "\nWhy Linux differs\n"))
+	for _, args := range [][]string{{"explain", "all"}, {"explain", "host-crash", "all", "sigpipe"}} {
+		if o := tcplab(t, "", args...); o.code != 0 || strings.Count(o.stdout, "\nWhy Linux differs\n") != len(experiments.IDs()) {
+			t.Errorf("tcplab %v: status %d, %d explanations; want each case once", args, o.code, strings.Count(o.stdout, "\nWhy Linux differs\n"))
+		}
 	}
 }
 
