@@ -43,6 +43,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			listCommand(),
+			explainCommand(),
 			runCommand(),
 			upCommand(),
 			statusCommand(),
@@ -51,6 +52,7 @@ func newApp() *cli.App {
 			matrixCommand(),
 			downCommand(),
 			cleanCommand(),
+			completionCommand(), completeCommand(),
 		},
 		OnUsageError:   func(c *cli.Context, err error, _ bool) error { return usageError(err) },
 		ExitErrHandler: func(*cli.Context, error) {},
