@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tcplab/tcplab/experiments"
+	"github.com/tcplab/tcplab/impair"
 	"github.com/tcplab/tcplab/topology"
 	"github.com/urfave/cli/v2"
 )
@@ -215,7 +216,7 @@ func argCandidates(usage string, n int) []string {
 	case "CASE":
 		return append(experiments.IDs(), "all")
 	case "FAULT":
-		return faultNames()
+		return impair.Names()
 	case "NODE":
 		return []string{topology.Client, topology.Router, topology.Server}
 	case "NAME":

@@ -55,16 +55,17 @@ type linuxAt struct {
 // explanationOf reads a case from the catalogue. Every use of the case's
 // fields is here, so a change to experiments.Case is adapted in one place.
 func explanationOf(c *experiments.Case) explanation {
+	tb := c.TextbookAccount()
 	e := explanation{
 		ID: c.ID, Title: c.Title, Summary: c.Summary, Trigger: c.Trigger, Why: c.Why,
-		Textbook: account{Summary: c.Textbook.Summary, Calls: []string{}},
+		Textbook: account{Summary: tb.Summary, Calls: []string{}},
 	}
-	for _, call := range c.Textbook.Calls {
+	for _, call := range tb.Calls {
 		e.Textbook.Calls = append(e.Textbook.Calls, call.String())
 	}
 	for _, kd := range []bool{false, true} {
-		s := c.Settings(experiments.Config{KernelDefaults: kd})
-		l := c.Linux(s)
+		s := c.SettingsFor(experiments.Config{KernelDefaults: kd}.Complete()).Predict(experiments.Measured{})
+		l := c.LinuxAccount(s)
 		at := linuxAt{KernelDefaults: kd, Knobs: []string{}, Basis: s.Basis, account: account{Summary: l.Summary, Calls: []string{}}}
 		for _, k := range s.Knobs {
 			at.Knobs = append(at.Knobs, k.String())
