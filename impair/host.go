@@ -60,7 +60,7 @@ func waitPidfd(fd int, timeout time.Duration) (bool, error) {
 			left = 0
 		}
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(p, int(left.Milliseconds()))
+		n, err := unix.Poll(p, int((left+time.Millisecond-1)/time.Millisecond)) // round up: never wake before the deadline
 		if err == unix.EINTR {
 			continue
 		}
