@@ -27,6 +27,10 @@ type Call struct {
 type Window struct {
 	Min time.Duration `json:"-"`
 	Max time.Duration `json:"-"`
+	// FromCall counts the span from the later of the fault and the moment
+	// the call was made: for a call no timer delays, what tcplab itself
+	// took to make the call after the fault is not the kernel's time.
+	FromCall bool `json:"-"`
 }
 
 // Around is the window for a kernel timer predicted to fire at d: it allows
@@ -39,16 +43,20 @@ func (w *Window) Widen() *Window {
 	if w == nil {
 		return nil
 	}
-	return &Window{Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
+	return &Window{FromCall: w.FromCall, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
 // AtOnce is the window for a call that no timer delays: it returns as soon
-// as the packets have crossed the lab.
-func AtOnce() *Window { return &Window{Min: 0, Max: 500 * time.Millisecond} }
+// as the packets have crossed the lab, counted from the fault or, if it
+// was made later, from the call.
+func AtOnce() *Window { return &Window{Min: 0, Max: 500 * time.Millisecond, FromCall: true} }
 
 func (w *Window) String() string {
 	if w == nil {
 		return ""
+	}
+	if w.Min <= 0 && w.FromCall {
+		return "within " + fmtDur(w.Max) + " of the fault or the call"
 	}
 	if w.Min <= 0 {
 		return "within " + fmtDur(w.Max)
@@ -58,6 +66,9 @@ func (w *Window) String() string {
 
 // MarshalJSON gives the window in milliseconds.
 func (w *Window) MarshalJSON() ([]byte, error) {
+	if w.FromCall {
+		return fmt.Appendf(nil, `{"min_ms":%d,"max_ms":%d,"from_call":true}`, w.Min.Milliseconds(), w.Max.Milliseconds()), nil
+	}
 	return fmt.Appendf(nil, `{"min_ms":%d,"max_ms":%d}`, w.Min.Milliseconds(), w.Max.Milliseconds()), nil
 }
 
@@ -65,13 +76,15 @@ func (w *Window) MarshalJSON() ([]byte, error) {
 // its windows.
 func (w *Window) UnmarshalJSON(b []byte) error {
 	var v struct {
-		Min int64 `json:"min_ms"`
-		Max int64 `json:"max_ms"`
+		Min      int64 `json:"min_ms"`
+		Max      int64 `json:"max_ms"`
+		FromCall bool  `json:"from_call"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	w.Min, w.Max = time.Duration(v.Min)*time.Millisecond, time.Duration(v.Max)*time.Millisecond
+	w.FromCall = v.FromCall
 	return nil
 }
 

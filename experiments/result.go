@@ -257,9 +257,12 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 			case w[i].Syscall != g[i].Syscall || w[i].Result != g[i].Result || w[i].Signal != g[i].Signal:
 				diffs = append(diffs, fmt.Sprintf("%s: %s %s, observed %s → %s%s", n, says, w[i], g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
 			case timing && w[i].Within != nil:
-				t := time.Duration(g[i].TMS * float64(time.Millisecond))
+				t, since := time.Duration(g[i].TMS*float64(time.Millisecond)), "the fault"
+				if d := time.Duration(g[i].DurationMS * float64(time.Millisecond)); w[i].Within.FromCall && d < t {
+					t, since = d, "the call was made"
+				}
 				if t < w[i].Within.Min || t > w[i].Within.Max {
-					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after the fault, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), says, w[i].Within))
+					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after %s, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), since, says, w[i].Within))
 				}
 			}
 		}
