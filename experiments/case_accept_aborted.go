@@ -1,7 +1,6 @@
 package experiments
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/tcplab/tcplab/capture"
@@ -33,15 +32,9 @@ var _ = register(&Case{
 		"without looking at its state, so accept succeeds and the error surfaces on the first read.",
 	Settings: noTimer,
 	Steps: func(r *Run) error {
-		if err := r.listen(); err != nil {
-			return err
-		}
-		ev, err := r.connect()
+		ev, err := r.listenConnect()
 		if err != nil {
 			return err
-		}
-		if ev.Result != "ok" {
-			return fmt.Errorf("client connect: %s", ev.Result)
 		}
 		if _, err := r.Call(r.Client, syscallCmd("close-rst")); err != nil {
 			return err

@@ -25,21 +25,27 @@ func (r *Run) connect() (Event, error) {
 	return r.Call(r.Client, Cmd{Op: "connect", Addr: r.ServerAddr(), Port: r.Port()})
 }
 
+// listenConnect has the server listen and the client connect, which must
+// succeed; the connection waits in the accept queue.
+func (r *Run) listenConnect() (Event, error) {
+	if err := r.listen(); err != nil {
+		return Event{}, err
+	}
+	ev, err := r.connect()
+	if err == nil && ev.Result != "ok" {
+		err = fmt.Errorf("client connect: %s", ev.Result)
+	}
+	return ev, err
+}
+
 // establish opens a connection and has the server accept it. Each step
 // returns only once its syscall has: after accept returns, both ends are
 // ESTABLISHED.
 func (r *Run) establish() error {
-	if err := r.listen(); err != nil {
+	if _, err := r.listenConnect(); err != nil {
 		return err
 	}
-	ev, err := r.connect()
-	if err != nil {
-		return err
-	}
-	if ev.Result != "ok" {
-		return fmt.Errorf("client connect: %s", ev.Result)
-	}
-	ev, err = r.Call(r.Server, Cmd{Op: "accept"})
+	ev, err := r.Call(r.Server, Cmd{Op: "accept"})
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,9 @@ package impair_test
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,27 +22,8 @@ import (
 
 const port = 9
 
-var seq atomic.Int32
 
-func newLab(t *testing.T) *topology.Lab {
-	t.Helper()
-	labtest.Privileged(t)
-	id := fmt.Sprintf("i%x%d", time.Now().UnixNano()&0xfffff, seq.Add(1)%10)
-	l, err := topology.New(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-		labtest.NoLeftovers(t, id)
-	})
-	if err := l.Up(topology.KindRun); err != nil {
-		t.Fatalf("Up: %v", err)
-	}
-	return l
-}
+func newLab(t *testing.T) *topology.Lab { return labtest.NewLab(t, "i") }
 
 // dial connects from the client to the server's port in family and returns
 // the errno it failed with (nil: connected), or a timeout after d.

@@ -108,30 +108,12 @@ func FuzzValidateID(f *testing.F) {
 	})
 }
 
-var seq int
-
 // newLab builds a lab with a fresh id and removes it when the test ends,
-// checking that nothing of it remains.
+// checking that nothing of it remains and that no thread was left in a lab
+// namespace (these tests do not run in parallel).
 func newLab(t *testing.T) *topology.Lab {
-	t.Helper()
-	labtest.Privileged(t)
-	seq++
-	id := fmt.Sprintf("t%x%d", time.Now().UnixNano()&0xfffff, seq%10)
-	l, err := topology.New(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-		labtest.NoLeftovers(t, id)
-		labtest.ThreadsHome(t)
-	})
-	if err := l.Up(topology.KindRun); err != nil {
-		t.Fatalf("Up: %v", err)
-	}
-	return l
+	t.Cleanup(func() { labtest.ThreadsHome(t) })
+	return labtest.NewLab(t, "t")
 }
 
 // TestClientReachesServer: a TCP connection from the client namespace

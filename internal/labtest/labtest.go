@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/tcplab/tcplab/topology"
@@ -193,4 +195,28 @@ func ThreadsHome(t testing.TB) {
 			t.Errorf("thread %s is still in network namespace %s", task.Name(), ns)
 		}
 	}
+}
+
+var labSeq atomic.Int32
+
+// NewLab builds a lab for a test, its id starting with prefix, and removes
+// it when the test ends, checking that nothing of it remains.
+func NewLab(t testing.TB, prefix string) *topology.Lab {
+	t.Helper()
+	Privileged(t)
+	id := fmt.Sprintf("%s%x%d", prefix, time.Now().UnixNano()&0xfffff, labSeq.Add(1)%10)
+	l, err := topology.New(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		NoLeftovers(t, id)
+	})
+	if err := l.Up(topology.KindRun); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	return l
 }
