@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,14 +26,67 @@ const AgentEnv = "TCPLAB_AGENT"
 
 // Cmd is one socket call an agent is asked to make.
 type Cmd struct {
-	Op        string `json:"op"` // listen, accept, connect, send, recv, poll, close, close-rst, sockopt
+	Op        string `json:"op"` // listen, accept, connect, send, recv, poll, close, close-rst, setsockopt, or one of extraOps
 	Addr      string `json:"addr,omitempty"`
 	Port      int    `json:"port,omitempty"`
 	Len       int    `json:"len,omitempty"`
 	TimeoutMS int    `json:"timeout_ms,omitempty"`
-	// UserTimeoutMS sets TCP_USER_TIMEOUT on connect's socket.
-	UserTimeoutMS int `json:"user_timeout_ms,omitempty"`
+	// Sock selects which of the agent's connections the call is on (0,
+	// the default, is the first): a case may hold several.
+	Sock int `json:"sock,omitempty"`
+	// Opts are socket options set on the socket before listen or connect
+	// (for listen, SO_REUSEADDR defaults to 1 unless given), or on the
+	// connection by setsockopt.
+	Opts []Opt `json:"opts,omitempty"`
+	// Backlog is listen's backlog (default 16).
+	Backlog int `json:"backlog,omitempty"`
 }
+
+// Opt is one socket option: a name from sockOpts and its value (for
+// SO_LINGER, the linger time in seconds, turned on).
+type Opt struct {
+	Name  string `json:"name"`
+	Value int    `json:"value"`
+}
+
+// sockOpts are the socket options an agent can set, by name.
+var sockOpts = map[string]struct{ level, opt int }{
+	"SO_REUSEADDR":     {unix.SOL_SOCKET, unix.SO_REUSEADDR},
+	"SO_KEEPALIVE":     {unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+	"SO_LINGER":        {unix.SOL_SOCKET, unix.SO_LINGER},
+	"SO_RCVBUF":        {unix.SOL_SOCKET, unix.SO_RCVBUF},
+	"SO_SNDBUF":        {unix.SOL_SOCKET, unix.SO_SNDBUF},
+	"TCP_KEEPIDLE":     {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+	"TCP_KEEPINTVL":    {unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+	"TCP_KEEPCNT":      {unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+	"TCP_USER_TIMEOUT": {unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT},
+	"TCP_NODELAY":      {unix.IPPROTO_TCP, unix.TCP_NODELAY},
+	"TCP_MAXSEG":       {unix.IPPROTO_TCP, unix.TCP_MAXSEG},
+}
+
+// setOpts sets opts on fd.
+func setOpts(fd int, opts []Opt) error {
+	for _, o := range opts {
+		so, ok := sockOpts[o.Name]
+		if !ok {
+			return fmt.Errorf("unknown socket option %s", o.Name)
+		}
+		var err error
+		if o.Name == "SO_LINGER" {
+			err = unix.SetsockoptLinger(fd, so.level, so.opt, &unix.Linger{Onoff: 1, Linger: int32(o.Value)})
+		} else {
+			err = unix.SetsockoptInt(fd, so.level, so.opt, o.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s=%d: %w", o.Name, o.Value, err)
+		}
+	}
+	return nil
+}
+
+// extraOps are operations beyond the basic calls, added by the files of
+// the cases that need them.
+var extraOps = map[string]func(a *agent, c Cmd) Event{}
 
 // Event is what one call returned, as the agent saw it.
 type Event struct {
@@ -63,7 +117,7 @@ func IsAgent() bool { return os.Getenv(AgentEnv) != "" }
 // AgentMain runs the agent loop on stdin and stdout and returns the exit
 // status. The CLI and test binaries call it first thing when IsAgent.
 func AgentMain() int {
-	a := &agent{node: os.Getenv(AgentEnv), listenFD: -1, connFD: -1}
+	a := &agent{node: os.Getenv(AgentEnv), listenFD: -1, conns: map[int]int{}}
 	// SIGPIPE is caught, not ignored: the kernel still delivers it with
 	// EPIPE, and the agent reports it as a delivered signal.
 	a.sigpipe = make(chan os.Signal, 8)
@@ -78,8 +132,17 @@ func AgentMain() int {
 type agent struct {
 	node     string
 	listenFD int
-	connFD   int
-	sigpipe  chan os.Signal
+	// conns are the connections by slot (Cmd.Sock).
+	conns   map[int]int
+	sigpipe chan os.Signal
+}
+
+// conn is the connection of slot c.Sock, -1 if none.
+func (a *agent) conn(c Cmd) int {
+	if fd, ok := a.conns[c.Sock]; ok {
+		return fd
+	}
+	return -1
 }
 
 func (a *agent) loop(in io.Reader, out io.Writer) error {
@@ -109,19 +172,27 @@ func (a *agent) do(c Cmd) Event {
 	case "listen":
 		return a.listen(c)
 	case "accept":
-		return a.accept()
+		return a.accept(c)
 	case "connect":
 		return a.connect(c)
 	case "send":
 		return a.send(c)
 	case "recv":
-		return a.recv()
+		return a.recv(c)
 	case "poll":
 		return a.poll(c)
 	case "close":
-		return a.close(false)
+		return a.close(c, false)
 	case "close-rst":
-		return a.close(true)
+		return a.close(c, true)
+	case "setsockopt":
+		ev := Event{Syscall: "setsockopt", Start: now()}
+		err := setOpts(a.conn(c), c.Opts)
+		ev.End, ev.Result = now(), ErrnoName(err)
+		return ev
+	}
+	if op, ok := extraOps[c.Op]; ok {
+		return op(a, c)
 	}
 	return Event{Syscall: c.Op, Err: "unknown operation " + c.Op}
 }
@@ -176,14 +247,22 @@ func (a *agent) listen(c Cmd) Event {
 		return ev
 	}
 	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	opts := c.Opts
+	if !slices.ContainsFunc(opts, func(o Opt) bool { return o.Name == "SO_REUSEADDR" }) {
+		opts = append([]Opt{{"SO_REUSEADDR", 1}}, opts...)
+	}
 	if err == nil {
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		err = setOpts(fd, opts)
 	}
 	if err == nil {
 		err = unix.Bind(fd, sa)
 	}
+	backlog := c.Backlog
+	if backlog <= 0 {
+		backlog = 16
+	}
 	if err == nil {
-		err = unix.Listen(fd, 16)
+		err = unix.Listen(fd, backlog)
 	}
 	ev.End, ev.Result = now(), ErrnoName(err)
 	if err == nil {
@@ -192,7 +271,7 @@ func (a *agent) listen(c Cmd) Event {
 	return ev
 }
 
-func (a *agent) accept() Event {
+func (a *agent) accept(c Cmd) Event {
 	ev := Event{Syscall: "accept", Start: now()}
 	nfd, _, err := unix.Accept4(a.listenFD, unix.SOCK_CLOEXEC)
 	for err == unix.EINTR {
@@ -200,7 +279,7 @@ func (a *agent) accept() Event {
 	}
 	ev.End, ev.Result = now(), ErrnoName(err)
 	if err == nil {
-		a.connFD = nfd
+		a.conns[c.Sock] = nfd
 		ev.Local = sockName(nfd)
 	}
 	return ev
@@ -218,12 +297,10 @@ func (a *agent) connect(c Cmd) Event {
 		ev.End, ev.Result = now(), ErrnoName(err)
 		return ev
 	}
-	if c.UserTimeoutMS > 0 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, c.UserTimeoutMS); err != nil {
-			ev.Err = "set TCP_USER_TIMEOUT: " + err.Error()
-			unix.Close(fd)
-			return ev
-		}
+	if err := setOpts(fd, c.Opts); err != nil {
+		ev.Err = err.Error()
+		unix.Close(fd)
+		return ev
 	}
 	ev.Start = now()
 	err = unix.Connect(fd, sa)
@@ -232,7 +309,7 @@ func (a *agent) connect(c Cmd) Event {
 		unix.Close(fd)
 		return ev
 	}
-	a.connFD = fd
+	a.conns[c.Sock] = fd
 	ev.Local = sockName(fd)
 	if ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
 		ev.RTOus = ti.Rto
@@ -249,7 +326,7 @@ func (a *agent) send(c Cmd) Event {
 	}
 	buf := []byte(strings.Repeat("x", n))
 	ev := Event{Syscall: "send", Start: now()}
-	w, err := unix.Write(a.connFD, buf)
+	w, err := unix.Write(a.conn(c), buf)
 	ev.End, ev.Result = now(), ErrnoName(err)
 	if w > 0 {
 		ev.N = w
@@ -278,12 +355,12 @@ func (a *agent) signalWith(err error) string {
 	}
 }
 
-func (a *agent) recv() Event {
+func (a *agent) recv(c Cmd) Event {
 	buf := make([]byte, 64<<10)
 	ev := Event{Syscall: "recv", Start: now()}
-	n, err := unix.Read(a.connFD, buf)
+	n, err := unix.Read(a.conn(c), buf)
 	for err == unix.EINTR {
-		n, err = unix.Read(a.connFD, buf)
+		n, err = unix.Read(a.conn(c), buf)
 	}
 	ev.End = now()
 	switch {
@@ -302,7 +379,7 @@ func (a *agent) recv() Event {
 // of a RST), or the timeout passes.
 func (a *agent) poll(c Cmd) Event {
 	ev := Event{Syscall: "poll", Start: now()}
-	fds := []unix.PollFd{{Fd: int32(a.connFD), Events: 0}}
+	fds := []unix.PollFd{{Fd: int32(a.conn(c)), Events: 0}}
 	timeout := c.TimeoutMS
 	if timeout <= 0 {
 		timeout = -1
@@ -348,7 +425,7 @@ func pollString(r int16) string {
 
 // close closes the connection; with rst, SO_LINGER {on, 0} first, which
 // makes close send a RST instead of a FIN.
-func (a *agent) close(rst bool) Event {
+func (a *agent) close(c Cmd, rst bool) Event {
 	name := "close"
 	if rst {
 		name = "close(linger=0)"
@@ -356,12 +433,12 @@ func (a *agent) close(rst bool) Event {
 	ev := Event{Syscall: name, Start: now()}
 	var err error
 	if rst {
-		err = unix.SetsockoptLinger(a.connFD, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		err = unix.SetsockoptLinger(a.conn(c), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
-	if cerr := unix.Close(a.connFD); err == nil {
+	if cerr := unix.Close(a.conn(c)); err == nil {
 		err = cerr
 	}
-	a.connFD = -1
+	delete(a.conns, c.Sock)
 	ev.End, ev.Result = now(), ErrnoName(err)
 	return ev
 }

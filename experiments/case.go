@@ -406,6 +406,29 @@ func All() []*Case {
 	return out
 }
 
+// Groups name sets of cases a user can run at once: every case, the first
+// catalogue (after Stevens; a few seconds in all) and the second.
+var Groups = []struct{ Name, Help string }{
+	{"all", "every case"},
+	{"first", "the first catalogue: cases 1 to 10, after Stevens"},
+	{"second", "the second catalogue: cases 11 to 20, the failures people meet next"},
+}
+
+// Group returns the cases of a group, in catalogue order, and whether
+// the name is a group.
+func Group(name string) ([]*Case, bool) {
+	var out []*Case
+	for _, c := range All() {
+		switch {
+		case name == "all", name == "first" && c.No <= 10, name == "second" && c.No > 10:
+			out = append(out, c)
+		case name != "first" && name != "second":
+			return nil, false
+		}
+	}
+	return out, name == "all" || name == "first" || name == "second"
+}
+
 // IDs returns the case ids in catalogue order.
 func IDs() []string { return append([]string(nil), order...) }
 
@@ -427,7 +450,7 @@ func Lookup(id string) (*Case, error) {
 	}
 	ids := IDs()
 	sort.Strings(ids)
-	return nil, fmt.Errorf("unknown case %q%s; valid cases: %s, all", id, hint, strings.Join(ids, ", "))
+	return nil, fmt.Errorf("unknown case %q%s; valid cases: %s, or a group: all, first, second", id, hint, strings.Join(ids, ", "))
 }
 
 func editDistance(a, b string) int {

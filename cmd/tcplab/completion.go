@@ -214,7 +214,7 @@ func argCandidates(usage string, n int) []string {
 	}
 	switch kind {
 	case "CASE":
-		return append(experiments.IDs(), "all")
+		return append(experiments.IDs(), "all", "first", "second")
 	case "FAULT":
 		return impair.Names()
 	case "NODE":

@@ -82,8 +82,8 @@ func explainAction(c *cli.Context) error {
 	var cases []*experiments.Case
 	seen := map[*experiments.Case]bool{}
 	for _, a := range c.Args().Slice() {
-		ks := experiments.All()
-		if a != "all" {
+		ks, group := experiments.Group(a)
+		if !group {
 			k, err := experiments.Lookup(a)
 			if err != nil {
 				return usageError(err)

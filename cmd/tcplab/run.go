@@ -19,8 +19,8 @@ import (
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
-		Usage:     "run cases (or `all`) and report textbook, Linux expectation, observation and verdict",
-		ArgsUsage: "CASE... | all",
+		Usage:     "run cases (or a group: all, first, second) and report textbook, Linux expectation, observation and verdict",
+		ArgsUsage: "CASE... | all | first | second",
 		Description: "Each case gets its own lab, built before and removed after it.\n" +
 			"Exit status: 0 when every verdict is match, 1 otherwise, 2 for usage or environment errors.",
 		Flags: []cli.Flag{
@@ -174,8 +174,8 @@ func selectCases(args []string) ([]*experiments.Case, error) {
 	var out []*experiments.Case
 	seen := map[string]bool{}
 	for _, a := range args {
-		if a == "all" {
-			for _, k := range experiments.All() {
+		if group, ok := experiments.Group(a); ok {
+			for _, k := range group {
 				if !seen[k.ID] {
 					seen[k.ID] = true
 					out = append(out, k)
