@@ -43,9 +43,9 @@ var _ = register(&Case{
 		a := addrsOf(t.Family)
 		return []PacketCheck{
 			{Desc: "a FIN from the server (a crash sends none)", Point: PointRouterServer, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.FIN)), Max: 0},
-			{Desc: "the client's data after the reboot", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 1, Max: 1},
-			{Desc: "the rebooted server's RST answering it", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), flagsAre(capture.RST)), Min: 1, Max: 1},
-			{Desc: "that RST forwarded to the client", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromServer(a, t.Port), flagsAre(capture.RST)), Min: 1, Max: 1},
+			{Desc: "the client's write after the reboot (its copies count once)", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Distinct: bySeq, Min: 1, Max: 1},
+			{Desc: "the rebooted server's RST answering it", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), flagsAre(capture.RST)), Distinct: bySeq, Min: 1, Max: 1},
+			{Desc: "that RST forwarded to the client", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromServer(a, t.Port), flagsAre(capture.RST)), Distinct: bySeq, Min: 1, Max: 1},
 		}
 	},
 	Own: &Own{Listener: true, After: func(r *Run) error { return r.Inject(impair.Reboot, r.opts()) }},

@@ -106,12 +106,25 @@ func schedule(at []time.Duration) func([]time.Time, time.Time) (bool, string) {
 }
 
 // backingOff checks that after the first retransmission (a tail loss
-// probe) the gaps double: exponential backoff.
+// probe) the gaps double (exponential backoff) until they reach
+// TCP_RTO_MAX (120 s), where they stay.
 func backingOff(ts []time.Time, _ time.Time) (bool, string) {
+	capped := false
 	for i := 3; i < len(ts); i++ {
-		if ts[i].Sub(ts[i-1]) < ts[i-1].Sub(ts[i-2])*3/2 {
+		prev, g := ts[i-1].Sub(ts[i-2]), ts[i].Sub(ts[i-1])
+		switch {
+		case 2*prev >= tcpRTOMax*9/10:
+			// The doubling meets TCP_RTO_MAX: the gap is the cap.
+			if g < tcpRTOMax*9/10 || g > tcpRTOMax*11/10+time.Second {
+				return false, gaps(ts) + "; past the doubling, a gap is not TCP_RTO_MAX (120 s)"
+			}
+			capped = true
+		case g < prev*3/2:
 			return false, gaps(ts) + "; the gaps do not double"
 		}
+	}
+	if capped {
+		return true, gaps(ts) + ": a tail loss probe, then exponential backoff up to TCP_RTO_MAX (120 s)"
 	}
 	return true, gaps(ts) + ": a tail loss probe, then exponential backoff"
 }
@@ -147,13 +160,18 @@ func judgeRevert(t Timing) func([]time.Time, time.Time) (bool, string) {
 	return notBackingOff(max(t.RTO, rtoRange[1]))
 }
 
+// bySeq counts a segment's copies once: a retransmission of the same bytes
+// (a tail loss probe, a timer's retransmission) is not a new write, nor a
+// RST answering each copy a new answer.
+func bySeq(p Pkt) string { return fmt.Sprintf("%d+%d", p.Seq, p.Len) }
+
 // closedServerPackets: the server process ended (killed or shut down): its
 // FIN, the client's one segment of data, and the RST answering it.
 func closedServerPackets(t Timing, finDesc string) []PacketCheck {
 	a := addrsOf(t.Family)
 	return []PacketCheck{
-		{Desc: finDesc, Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.FIN)), Min: 1, Max: 1, Judge: afterFault},
-		{Desc: "the client's data after the FIN (only the first write sends)", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 1, Max: 1},
-		{Desc: "the server's RST answering that data", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.RST)), Min: 1, Max: 1},
+		{Desc: finDesc, Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.FIN)), Distinct: bySeq, Min: 1, Max: 1, Judge: afterFault},
+		{Desc: "the client's writes sent after the FIN (only the first write sends; a copy retransmitted before the RST came back counts once)", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Distinct: bySeq, Min: 1, Max: 1},
+		{Desc: "the server's RST answering that data (once per copy, with one sequence number)", Point: PointRouterServer, AfterFault: true, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.RST)), Distinct: bySeq, Min: 1, Max: 1},
 	}
 }

@@ -161,6 +161,9 @@ type PacketCheck struct {
 	AfterFault bool
 	// Match selects the packets.
 	Match func(p Pkt) bool
+	// Distinct, if set, counts the matching packets by key rather than
+	// one by one: a write and its retransmissions are one write.
+	Distinct func(p Pkt) string
 	// Min and Max bound the count; Max < 0 means no upper bound.
 	Min, Max int
 	// Judge, if set, checks when the matching packets came (their times
@@ -195,19 +198,33 @@ func checkPackets(checks []PacketCheck, pkts map[string][]Pkt, fault time.Time) 
 	var out []PacketCheckResult
 	for _, c := range checks {
 		var times []time.Time
+		keys := map[string]bool{}
 		for _, p := range pkts[c.Point] {
 			if c.AfterFault && !fault.IsZero() && p.T.Before(fault) {
 				continue
 			}
 			if c.Match(p) {
 				times = append(times, p.T)
+				if c.Distinct != nil {
+					keys[c.Distinct(p)] = true
+				}
 			}
 		}
 		n := len(times)
+		if c.Distinct != nil {
+			n = len(keys)
+		}
 		res := PacketCheckResult{Desc: c.Desc, Point: c.Point, Want: c.want(), Got: n}
 		res.OK = n >= c.Min && (c.Max < 0 || n <= c.Max)
 		if res.OK && c.Judge != nil {
 			res.OK, res.Detail = c.Judge(times, fault)
+		}
+		if n != len(times) {
+			copies := fmt.Sprintf("%d frames, %d distinct", len(times), n)
+			if res.Detail != "" {
+				copies += "; " + res.Detail
+			}
+			res.Detail = copies
 		}
 		out = append(out, res)
 	}

@@ -21,6 +21,9 @@ const (
 	fastRetries2      = 2
 )
 
+// tcpRTOMax is TCP_RTO_MAX: the retransmission timeout stops doubling there.
+const tcpRTOMax = 120 * time.Second
+
 // synSchedule simulates an unanswered connect (tcp_write_timeout in
 // net/ipv4/tcp_timer.c): the SYN's timeout starts at 1 s
 // (TCP_TIMEOUT_INIT, RFC 6298); the first `linear` retransmissions keep it
@@ -80,7 +83,7 @@ func retries2Model(n int) time.Duration {
 // (RFC 8985) after about one RTO (2 x SRTT + TCP_RTO_MIN); the retransmission
 // timer then restarts, so the first real retransmission comes at 2 x rto.
 func giveUp(n int, rto time.Duration, revert bool) time.Duration {
-	const rtoMax = 120 * time.Second
+	const rtoMax = tcpRTOMax
 	first := 2 * rto
 	deadline := first + retries2Model(n)
 	t, step := first, rto

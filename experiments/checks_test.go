@@ -1,0 +1,56 @@
+package experiments
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tcplab/tcplab/capture"
+)
+
+// TestBackingOffCapped: the gaps of a full-length --kernel-defaults crash,
+// as the kernel made them, double until TCP_RTO_MAX and then stay there;
+// gaps that stop doubling short of it are not backoff.
+func TestBackingOffCapped(t *testing.T) {
+	at := func(gaps ...time.Duration) []time.Time {
+		ts := []time.Time{time.Unix(0, 0)}
+		for _, g := range gaps {
+			ts = append(ts, ts[len(ts)-1].Add(g))
+		}
+		return ts
+	}
+	ms := time.Millisecond
+	full := at(207*ms, 208*ms, 420*ms, 827*ms, 1660*ms, 3300*ms, 6660*ms, 13310*ms, 26880*ms, 53250*ms,
+		108*time.Second, 120*time.Second, 120*time.Second, 120*time.Second, 120*time.Second, 120*time.Second)
+	if ok, detail := backingOff(full, time.Time{}); !ok {
+		t.Errorf("a backoff capped at TCP_RTO_MAX judged wrong: %s", detail)
+	}
+	for name, ts := range map[string][]time.Time{
+		"stops doubling":        at(207*ms, 208*ms, 420*ms, 827*ms, 830*ms),
+		"stops short of 120 s":  at(207*ms, 208*ms, 420*ms, 26880*ms, 53250*ms, 60*time.Second),
+		"grows past 120 s":      at(207*ms, 208*ms, 420*ms, 107*time.Second, 120*time.Second, 240*time.Second),
+		"no backoff from start": at(200*ms, 200*ms, 200*ms, 200*ms),
+	} {
+		if ok, detail := backingOff(ts, time.Time{}); ok {
+			t.Errorf("%s: judged backoff: %s", name, detail)
+		}
+	}
+}
+
+// TestDistinctWrites: a write retransmitted before the RST came back is one
+// write; two writes are two, however the checks count frames.
+func TestDistinctWrites(t *testing.T) {
+	a := addrsOf(4)
+	pkt := func(ms int, seq uint32) Pkt {
+		d := capture.Decoded{Proto: "tcp", Src: a.client, Dst: a.server, SrcPort: 40000, DstPort: 8000, Flags: capture.PSH | capture.ACK, Seq: seq, Len: 100}
+		return Pkt{Decoded: d, Point: PointRouterClient, T: time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond)}
+	}
+	check := []PacketCheck{{Desc: "writes", Point: PointRouterClient, Match: and(tcpFromClient(a, 8000), withData), Distinct: bySeq, Min: 1, Max: 1}}
+	same := map[string][]Pkt{PointRouterClient: {pkt(1, 1000), pkt(210, 1000)}}
+	if r := checkPackets(check, same, time.Time{}); !r[0].OK || r[0].Got != 1 {
+		t.Errorf("a write and its retransmission: %+v", r[0])
+	}
+	two := map[string][]Pkt{PointRouterClient: {pkt(1, 1000), pkt(5, 1100)}}
+	if r := checkPackets(check, two, time.Time{}); r[0].OK || r[0].Got != 2 {
+		t.Errorf("two writes: %+v", r[0])
+	}
+}
