@@ -96,6 +96,9 @@ func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 			}
 		}
 	}
+	for _, o := range r.Outcomes {
+		field(w, "outcome", o)
+	}
 	p("\n")
 }
 
