@@ -26,7 +26,7 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout instead of the text report"},
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
-			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `N` cases at once, each on its own lab"},
+			&cli.IntFlag{Name: "parallel", Value: 16, Usage: "run up to `N` cases at once, each on its own lab (reports still print in catalogue order)"},
 			&cli.StringFlag{Name: "family", Value: "4", Usage: "address family of the connections: `4`, 6 or both"},
 			&cli.BoolFlag{Name: "6", Usage: "run over IPv6 (same as --family 6)"},
 			&cli.BoolFlag{Name: "kernel-defaults", Usage: "run with the kernel's own timers (minutes per case) instead of shortened ones"},
