@@ -73,7 +73,7 @@ func TestCompletionBash(t *testing.T) {
 		{[]string{""}, visibleVerbs()},
 		{[]string{"ex"}, []string{"explain", "exec"}},
 		{[]string{"run", "host-c"}, []string{"host-crash"}},
-		{[]string{"run", "host-crash", ""}, append(ids, "all")},
+		{[]string{"run", "host-crash", ""}, append(ids, "all", "first", "second")},
 		{[]string{"run", "--json", "host-r"}, []string{"host-reboot"}},
 		{[]string{"run", "--count", "3", "sig"}, []string{"sigpipe"}},
 		{[]string{"run", "--family", ""}, []string{"4", "6", "both"}},
