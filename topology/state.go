@@ -255,8 +255,9 @@ func removeState(id string) error {
 }
 
 // removeStaleTemps removes temporary state files whose writer is gone (it
-// was killed between writing and linking or renaming one).
-func removeStaleTemps() error {
+// was killed between writing and linking or renaming one): those of lab
+// id, or of every lab if id is "".
+func removeStaleTemps(id string) error {
 	ents, err := os.ReadDir(StateDir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -272,7 +273,7 @@ func removeStaleTemps() error {
 			continue
 		}
 		f := strings.Split(strings.TrimSuffix(rest, ".tmp"), ".")
-		if len(f) != 3 || ValidateID(f[0]) != nil {
+		if len(f) != 3 || ValidateID(f[0]) != nil || (id != "" && f[0] != id) {
 			continue
 		}
 		pid, err := strconv.Atoi(f[1])
@@ -447,7 +448,7 @@ func CleanLabs(all bool) (removed, kept []Removed, err error) {
 		}
 		removed = append(removed, Removed{ID: id, BadState: bad})
 	}
-	if err := removeStaleTemps(); err != nil {
+	if err := removeStaleTemps(""); err != nil {
 		errs = append(errs, err)
 	}
 	return removed, kept, errors.Join(errs...)
