@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,21 +41,6 @@ func execCommand() *cli.Command {
 			}
 			if role != topology.Client && role != topology.Router && role != topology.Server {
 				return usagef("unknown node %q: use client, router or server", role)
-			}
-			s, serr := topology.ReadState(id)
-			switch {
-			case errors.Is(serr, topology.ErrNoLab) && topology.Exists(id):
-				return usagef("lab %q has no state file: its namespaces were left by a killed tcplab; `tcplab clean` removes them", id)
-			case errors.Is(serr, topology.ErrNoLab):
-				return usagef("no lab %q; `tcplab status` lists the labs", id)
-			case errors.Is(serr, topology.ErrBadState):
-				return usagef("%v; `tcplab down %s` removes the lab", serr, id)
-			case serr != nil:
-				return usageError(serr)
-			case !s.Ready && s.OwnerAlive():
-				return usagef("lab %q is still being built by tcplab (pid %d)", id, s.PID)
-			case !topology.Exists(id):
-				return usagef("lab %q no longer exists (its namespaces are gone); `tcplab down %s` removes its stale state file", id, id)
 			}
 			l, _, err := topology.Open(id)
 			if err != nil {
