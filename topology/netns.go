@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -186,6 +187,15 @@ func deleteNamedNS(name string) error {
 		return fmt.Errorf("remove network namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// Exec replaces tcplab with the program at path, run inside the node's
+// namespace: execve keeps the calling thread's namespaces. It returns only
+// if execve fails, and then no thread of tcplab is left in the namespace:
+// the switch and the execve happen on a thread of their own (Do), which
+// switches back, or is thrown away if it cannot.
+func (n *Node) Exec(path string, argv, env []string) error {
+	return n.Do(func() error { return syscall.Exec(path, argv, env) })
 }
 
 // nsInode identifies a namespace by its nsfs inode, which is what

@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
-	"syscall"
 
 	"github.com/tcplab/tcplab/topology"
 	"github.com/urfave/cli/v2"
-	"github.com/vishvananda/netns"
 )
 
 func execCommand() *cli.Command {
@@ -46,21 +43,11 @@ func execCommand() *cli.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			ns, err := l.Node(role).NS()
-			if err != nil {
-				return usageError(err)
-			}
 			path, err := exec.LookPath(argv[0])
 			if err != nil {
 				return usagef("%v", err)
 			}
-			// This thread enters the namespace and becomes the command:
-			// execve keeps the calling thread's namespaces.
-			runtime.LockOSThread()
-			if err := netns.Set(ns); err != nil {
-				return usageError(fmt.Errorf("enter %s: %w", l.Node(role).NSName, err))
-			}
-			err = syscall.Exec(path, argv, os.Environ())
+			err = l.Node(role).Exec(path, argv, os.Environ())
 			return usageError(fmt.Errorf("exec %s: %w", path, err))
 		},
 	}
