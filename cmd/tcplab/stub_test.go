@@ -54,9 +54,15 @@ func TestCleanRemovesStubNamespaces(t *testing.T) {
 	}
 	args := []string{"fault", "nosuchlab", "drop"}
 	oneLineError(t, tcplab(t, "", args...), `no lab "nosuchlab"`, args...)
+	// Other labs on the machine may make clean exit 2, and another
+	// test's clean may remove this lab first: none of clean's complaints
+	// may be about this lab, and nothing of it may remain.
 	o := tcplab(t, "", "clean")
-	if (o.code != 0 && o.code != 2) || strings.Contains(o.stderr, id) || !strings.Contains(o.stdout, "removed lab "+id) {
+	if (o.code != 0 && o.code != 2) || strings.Contains(o.stderr, id) {
 		t.Errorf("clean: %+v", o)
+	}
+	if !strings.Contains(o.stdout, "removed lab "+id) {
+		t.Logf("clean did not list lab %s (removed meanwhile?): %q", id, o.stdout)
 	}
 	noLeftovers(t, id, nil)
 }
