@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -98,6 +99,26 @@ func (w *labFiles) next(p *proc) (labEvent, bool) {
 			return e, ok
 		default:
 			return labEvent{}, false
+		}
+	}
+}
+
+// pinNamespaces opens each namespace file of lab id that exists, and
+// returns a function that closes them. The kernel gives a freed namespace's
+// inode number to the next namespace made anywhere, at once: a check by
+// inode after teardown (processesIn) would see the processes of another
+// lab made meanwhile. An open namespace keeps its number.
+func pinNamespaces(id string) (release func()) {
+	var fds []int
+	for _, r := range topology.Roles {
+		fd, err := unix.Open(filepath.Join(topology.NetnsDir, topology.NSName(id, r)), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		if err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	return func() {
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}
 }
@@ -260,6 +281,7 @@ func killUpAt(t *testing.T, name string, k killPoint) string {
 		t.Fatalf("inspect %s after the kill at %v: %v", name, k, err)
 	}
 	inodes := labInodes(name)
+	defer pinNamespaces(name)()
 	temps := 0
 	for _, f := range stateFilesOf(name) {
 		if strings.HasSuffix(f, ".tmp") {
