@@ -14,8 +14,10 @@ import (
 
 // Down removes the lab: every process inside its namespaces, every TCP
 // socket left in them, the namespaces (and with them their links), and the
-// state file. It is idempotent, and safe after a partial Up or from another
-// process than the one that made the lab.
+// state file with any temporary one a killed writer left. It is
+// idempotent, and safe after a partial Up or from another process than the
+// one that made the lab, killed at any moment: a namespace file that is not
+// (yet, or any more) a namespace is removed without being entered.
 func (l *Lab) Down() error {
 	l.downOnce.Do(func() { l.downErr = l.down() })
 	return l.downErr
@@ -47,7 +49,7 @@ func (l *Lab) down() error {
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, removeState(l.ID))
+		errs = append(errs, removeState(l.ID), removeStaleTemps(l.ID))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove lab %s: %w", l.ID, err)

@@ -1,12 +1,14 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -104,27 +106,96 @@ func createNamedNS(name string, inside func() error) (netns.NsHandle, error) {
 	return r.h, r.ierr
 }
 
-// openNamedNS opens an existing named namespace.
+// ErrNotNamespace reports a file where a lab namespace should be mounted
+// that is not a mounted network namespace: the empty file a tcplab killed
+// between creating it and bind-mounting the new namespace on it leaves (or
+// one killed between unmounting and removing it), or anything else put
+// there. Such a file is never entered, only removed.
+var ErrNotNamespace = errors.New("not a mounted network namespace")
+
+// openNamedNS opens an existing named namespace. Only a network namespace
+// mounted there is opened: a plain file, a symbolic link, a namespace of
+// another type or the host's own namespace gives ErrNotNamespace, so that
+// nothing ever enters it or kills the processes it holds.
 func openNamedNS(name string) (netns.NsHandle, error) {
-	h, err := netns.GetFromPath(filepath.Join(NetnsDir, name))
+	p := filepath.Join(NetnsDir, name)
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return netns.None(), fmt.Errorf("open network namespace %s: %w", name, &os.PathError{Op: "lstat", Path: p, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return netns.None(), fmt.Errorf("open network namespace %s: %w (not a regular file)", name, ErrNotNamespace)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
+		if err == unix.ELOOP {
+			err = ErrNotNamespace
+		}
+		return netns.None(), fmt.Errorf("open network namespace %s: %w", name, &os.PathError{Op: "open", Path: p, Err: err})
+	}
+	if err := checkNetNS(fd); err != nil {
+		unix.Close(fd)
 		return netns.None(), fmt.Errorf("open network namespace %s: %w", name, err)
 	}
-	return h, nil
+	return netns.NsHandle(fd), nil
+}
+
+// checkNetNS makes sure fd refers to a network namespace (on nsfs, of type
+// CLONE_NEWNET) other than the host's.
+func checkNetNS(fd int) error {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return fmt.Errorf("statfs: %w", err)
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("%w (a plain file: no namespace was ever mounted on it, or it was unmounted)", ErrNotNamespace)
+	}
+	if t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err == nil && t != unix.CLONE_NEWNET {
+		return fmt.Errorf("%w (a namespace of another type)", ErrNotNamespace)
+	}
+	if hostNSErr == nil {
+		var a, b unix.Stat_t
+		if unix.Fstat(fd, &a) == nil && unix.Fstat(int(hostNS), &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+			return fmt.Errorf("%w (it is the host's own namespace)", ErrNotNamespace)
+		}
+	}
+	return nil
 }
 
 // deleteNamedNS unmounts and removes /run/netns/name. The kernel frees the
 // namespace, and with it every link inside, once nothing else refers to it.
-// A namespace that does not exist is not an error.
+// A namespace that does not exist is not an error, and a file that is not a
+// namespace (see ErrNotNamespace) is just removed: nothing is entered. A
+// symbolic link there is removed, never followed.
 func deleteNamedNS(name string) error {
 	p := filepath.Join(NetnsDir, name)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-		return fmt.Errorf("unmount network namespace %s: %w", name, err)
+	// Unmount until nothing is mounted there: a mount stacked on another
+	// would keep the file busy.
+	for i := 0; ; i++ {
+		err := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		if err == unix.EINVAL || err == unix.ENOENT {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("unmount network namespace %s: %w", name, err)
+		}
+		if i == 16 {
+			return fmt.Errorf("unmount network namespace %s: still mounted after %d unmounts", name, i+1)
+		}
 	}
 	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove network namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// Exec replaces tcplab with the program at path, run inside the node's
+// namespace: execve keeps the calling thread's namespaces. It returns only
+// if execve fails, and then no thread of tcplab is left in the namespace:
+// the switch and the execve happen on a thread of their own (Do), which
+// switches back, or is thrown away if it cannot.
+func (n *Node) Exec(path string, argv, env []string) error {
+	return n.Do(func() error { return syscall.Exec(path, argv, env) })
 }
 
 // nsInode identifies a namespace by its nsfs inode, which is what

@@ -255,8 +255,9 @@ func removeState(id string) error {
 }
 
 // removeStaleTemps removes temporary state files whose writer is gone (it
-// was killed between writing and linking or renaming one).
-func removeStaleTemps() error {
+// was killed between writing and linking or renaming one): those of lab
+// id, or of every lab if id is "".
+func removeStaleTemps(id string) error {
 	ents, err := os.ReadDir(StateDir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -272,7 +273,7 @@ func removeStaleTemps() error {
 			continue
 		}
 		f := strings.Split(strings.TrimSuffix(rest, ".tmp"), ".")
-		if len(f) != 3 || ValidateID(f[0]) != nil {
+		if len(f) != 3 || ValidateID(f[0]) != nil || (id != "" && f[0] != id) {
 			continue
 		}
 		pid, err := strconv.Atoi(f[1])
@@ -366,22 +367,31 @@ func Exists(id string) bool {
 	return false
 }
 
-// Open returns a lab that `tcplab up` left running.
-func Open(id string) (*Lab, State, error) {
-	s, err := ReadState(id)
+// Open returns a lab that commands may be run in and faults applied to
+// (LabStatus.Usable): one `tcplab up` left running, or one a live
+// `tcplab run` is running a case on. The error is Usable's one line.
+func Open(id string) (*Lab, LabStatus, error) {
+	st, err := Inspect(id)
 	if err != nil {
-		return nil, State{}, err
+		return nil, st, err
+	}
+	if err := st.Usable(); err != nil {
+		return nil, st, err
 	}
 	l, err := New(id)
 	if err != nil {
-		return nil, State{}, err
+		return nil, st, err
 	}
 	for _, n := range l.Nodes() {
 		if _, err := n.NS(); err != nil {
-			return nil, s, fmt.Errorf("lab %q is incomplete (%v); remove it with `tcplab down %s`", id, err, id)
+			// Removed since Inspect looked.
+			for _, n := range l.Nodes() {
+				n.release()
+			}
+			return nil, st, fmt.Errorf("lab %q is incomplete (%v); `tcplab down %s` removes it", id, err, id)
 		}
 	}
-	return l, s, nil
+	return l, st, nil
 }
 
 // Removed is a lab Clean removed (or, with a corrupt state file, kept).
@@ -416,28 +426,16 @@ func CleanLabs(all bool) (removed, kept []Removed, err error) {
 	}
 	var errs []error
 	for _, id := range ids {
-		s, serr := ReadState(id)
-		var bad error
-		switch {
-		case serr == nil:
-			if s.OwnerAlive() && (!s.Ready || s.Kind == KindRun) {
-				continue // being built, or in use by the tcplab that made it
-			}
-			if s.Kind == KindUp && s.Ready && !all && Exists(id) {
-				continue
-			}
-		case errors.Is(serr, ErrNoLab):
-			if !Exists(id) {
-				continue // removed by its owner meanwhile
-			}
-		case errors.Is(serr, ErrBadState):
-			if !all {
-				kept = append(kept, Removed{ID: id, BadState: serr})
-				continue
-			}
-			bad = serr
-		default:
-			errs = append(errs, serr)
+		st, err := Inspect(id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st.Condition == LabCorrupt && !all {
+			kept = append(kept, Removed{ID: id, BadState: st.StateErr})
+			continue
+		}
+		if !st.Cleanable(all) {
 			continue
 		}
 		l, _ := New(id)
@@ -445,9 +443,9 @@ func CleanLabs(all bool) (removed, kept []Removed, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, Removed{ID: id, BadState: bad})
+		removed = append(removed, Removed{ID: id, BadState: st.StateErr})
 	}
-	if err := removeStaleTemps(); err != nil {
+	if err := removeStaleTemps(""); err != nil {
 		errs = append(errs, err)
 	}
 	return removed, kept, errors.Join(errs...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/tcplab/tcplab/topology"
@@ -25,33 +24,22 @@ func downCommand() *cli.Command {
 			if err := topology.ValidateID(id); err != nil {
 				return usageError(err)
 			}
-			s, serr := topology.ReadState(id)
-			exists := topology.Exists(id)
-			switch {
-			case errors.Is(serr, topology.ErrNoLab) && !exists:
-				return usagef("no lab %q; `tcplab status` lists the labs", id)
-			case errors.Is(serr, topology.ErrNoLab), errors.Is(serr, topology.ErrBadState):
-				// A leftover, or a lab whose record cannot be trusted:
-				// removed by its name alone.
-			case serr != nil:
-				return usageError(serr)
-			case s.OwnerAlive() && !s.Ready:
-				return usagef("lab %q is still being built by tcplab (pid %d); remove it once that is done", id, s.PID)
-			case s.OwnerAlive() && s.Kind == topology.KindRun:
-				return usagef("lab %q belongs to `tcplab run` (pid %d), which removes it when its case ends; interrupt that process to end it sooner", id, s.PID)
+			st, err := topology.Inspect(id)
+			if err != nil {
+				return usageError(err)
 			}
-			err := shielded(func() error {
+			if err := st.MayDown(); err != nil {
+				return usageError(err)
+			}
+			err = shielded(func() error {
 				l, _ := topology.New(id)
 				return l.Down()
 			})
 			if err != nil {
 				return usageError(err)
 			}
-			switch {
-			case errors.Is(serr, topology.ErrBadState):
-				return usagef("%v; removed the lab and the state file anyway", serr)
-			case serr == nil && !exists:
-				return usagef("lab %q no longer existed (its namespaces were gone); removed its stale state file", id)
+			if note := st.RemovedNote(); note != nil {
+				return usageError(note)
 			}
 			fmt.Fprintf(c.App.Writer, "lab %s removed\n", id)
 			return nil

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
-	"syscall"
 
 	"github.com/tcplab/tcplab/topology"
 	"github.com/urfave/cli/v2"
-	"github.com/vishvananda/netns"
 )
 
 func execCommand() *cli.Command {
@@ -43,26 +39,7 @@ func execCommand() *cli.Command {
 			if role != topology.Client && role != topology.Router && role != topology.Server {
 				return usagef("unknown node %q: use client, router or server", role)
 			}
-			s, serr := topology.ReadState(id)
-			switch {
-			case errors.Is(serr, topology.ErrNoLab) && topology.Exists(id):
-				return usagef("lab %q has no state file: its namespaces were left by a killed tcplab; `tcplab clean` removes them", id)
-			case errors.Is(serr, topology.ErrNoLab):
-				return usagef("no lab %q; `tcplab status` lists the labs", id)
-			case errors.Is(serr, topology.ErrBadState):
-				return usagef("%v; `tcplab down %s` removes the lab", serr, id)
-			case serr != nil:
-				return usageError(serr)
-			case !s.Ready && s.OwnerAlive():
-				return usagef("lab %q is still being built by tcplab (pid %d)", id, s.PID)
-			case !topology.Exists(id):
-				return usagef("lab %q no longer exists (its namespaces are gone); `tcplab down %s` removes its stale state file", id, id)
-			}
 			l, _, err := topology.Open(id)
-			if err != nil {
-				return usageError(err)
-			}
-			ns, err := l.Node(role).NS()
 			if err != nil {
 				return usageError(err)
 			}
@@ -70,13 +47,7 @@ func execCommand() *cli.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			// This thread enters the namespace and becomes the command:
-			// execve keeps the calling thread's namespaces.
-			runtime.LockOSThread()
-			if err := netns.Set(ns); err != nil {
-				return usageError(fmt.Errorf("enter %s: %w", l.Node(role).NSName, err))
-			}
-			err = syscall.Exec(path, argv, os.Environ())
+			err = l.Node(role).Exec(path, argv, os.Environ())
 			return usageError(fmt.Errorf("exec %s: %w", path, err))
 		},
 	}

@@ -77,13 +77,10 @@ func faultCommand() *cli.Command {
 	}
 }
 
-// openLab opens a running lab by name, with the CLI's errors.
+// openLab opens a usable lab by name (topology.Open), with the CLI's errors.
 func openLab(name string) (*topology.Lab, error) {
 	if err := topology.ValidateID(name); err != nil {
 		return nil, usageError(err)
-	}
-	if !topology.Exists(name) {
-		return nil, usagef("no lab %q; `tcplab status` lists the labs", name)
 	}
 	l, _, err := topology.Open(name)
 	if err != nil {

@@ -115,6 +115,7 @@ func killAndClean(t *testing.T, id string, hold bool, reach func(t *testing.T, p
 		t.Fatalf("tcplab ended before its agents were seen; stderr:\n%s", p.stderr.String())
 	}
 	inodes := labInodes(lab)
+	defer pinNamespaces(lab)()
 	fds := pidfds(t, agents)
 	inPhase := reach(t, p, lab, agents)
 	p.signal(syscall.SIGKILL)

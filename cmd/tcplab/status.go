@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "list the labs that exist, with their nodes and addresses",
-		Description: "A lab whose state file is corrupt, or whose namespaces are gone, is listed with a line\n" +
+		Description: "A lab whose state file is corrupt, or whose namespaces are gone or incomplete, is listed with a line\n" +
 			"on stderr saying what is wrong and what removes it, and the exit status is 2.",
 		Before: needRoot,
 		Action: func(c *cli.Context) error {
@@ -47,32 +46,16 @@ func statusCommand() *cli.Command {
 }
 
 // printLab describes one lab: its kind, owner, nodes and addresses. It
-// returns what is wrong with the lab's record, if anything: a corrupt state
-// file, or a state file whose namespaces are all gone.
+// returns what is wrong with the lab, if anything (LabStatus.Problem).
 func printLab(w io.Writer, id string) error {
-	s, err := topology.ReadState(id)
-	exists := topology.Exists(id)
-	var problem error
-	switch {
-	case errors.Is(err, topology.ErrNoLab) && !exists:
-		return nil // removed while the labs were listed
-	case errors.Is(err, topology.ErrNoLab):
-		fmt.Fprintf(w, "lab %s (no state file: left by a killed tcplab; `tcplab clean` removes it)\n", id)
-	case err != nil:
-		fmt.Fprintf(w, "lab %s (state file unreadable)\n", id)
-		problem = fmt.Errorf("%w; `tcplab down %s` removes the lab", err, id)
-	case !s.Ready && s.OwnerAlive():
-		fmt.Fprintf(w, "lab %s (being built by tcplab, pid %d)\n", id, s.PID)
-	case s.Kind == topology.KindRun && s.OwnerAlive():
-		fmt.Fprintf(w, "lab %s (made by tcplab run, pid %d, running)\n", id, s.PID)
-	case !exists:
-		fmt.Fprintf(w, "lab %s (namespaces gone)\n", id)
-		problem = fmt.Errorf("lab %q no longer exists (its namespaces are gone); `tcplab down %s` or `tcplab clean` removes its stale state file", id, id)
-	case s.Kind == topology.KindUp && s.Ready:
-		fmt.Fprintf(w, "lab %s (up since %s)\n", id, s.Created.Local().Format("2006-01-02 15:04:05"))
-	default:
-		fmt.Fprintf(w, "lab %s (made by tcplab %s, pid %d, gone; `tcplab clean` removes it)\n", id, s.Kind, s.PID)
+	st, err := topology.Inspect(id)
+	if err != nil {
+		return err
 	}
+	if !st.Exists() {
+		return nil // removed while the labs were listed
+	}
+	fmt.Fprintf(w, "lab %s (%s)\n", id, st.Summary())
 	rows := []struct{ role, addrs string }{
 		{topology.Client, topology.ClientIP.String() + "/24, " + topology.ClientIP6.String() + "/64"},
 		{topology.Router, topology.RouterClientIP.String() + "/24, " + topology.RouterServerIP.String() + "/24, " +
@@ -81,10 +64,13 @@ func printLab(w io.Writer, id string) error {
 	}
 	for _, r := range rows {
 		state := ""
-		if !topology.NodeExists(id, r.role) {
+		switch st.Node(r.role) {
+		case topology.NodeMissing:
 			state = "  (missing)"
+		case topology.NodeStub:
+			state = "  (not a namespace)"
 		}
 		fmt.Fprintf(w, "  %-7s netns %s%s\n  %-7s %s\n", r.role, topology.NSName(id, r.role), state, "", r.addrs)
 	}
-	return problem
+	return st.Problem()
 }

@@ -36,14 +36,11 @@ func upCommand() *cli.Command {
 			defer stop()
 			if err := l.Up(topology.KindUp); err != nil {
 				if errors.Is(err, topology.ErrExists) {
-					_, serr := topology.ReadState(name)
-					switch {
-					case errors.Is(serr, topology.ErrBadState):
-						return usagef("lab %q already exists, with a corrupt state file; pick another --name or remove it with `tcplab down %s`", name, name)
-					case errors.Is(serr, topology.ErrNoLab):
-						return usagef("namespaces of a lab %q were left by a killed tcplab; `tcplab clean` removes them, or pick another --name", name)
+					st, serr := topology.Inspect(name)
+					if serr != nil {
+						return usageError(serr)
 					}
-					return usagef("lab %q already exists; pick another --name or remove it with `tcplab down %s`", name, name)
+					return usageError(st.Taken())
 				}
 				return usageError(fmt.Errorf("build lab %s: %w", name, err))
 			}
