@@ -130,13 +130,23 @@ func backingOff(ts []time.Time, _ time.Time) (bool, string) {
 }
 
 // notBackingOff checks that no gap exceeds twice the largest RTO a lab
-// connection gets: each ICMP undid the backoff.
+// connection gets: each ICMP undid the backoff. Only after the 256th, 512th,
+// ... retransmission, where the kernel's 8-bit retransmission counter wraps
+// and that ICMP undoes nothing (see giveUp), does the allowed gap double.
 func notBackingOff(rto time.Duration) func([]time.Time, time.Time) (bool, string) {
 	return func(ts []time.Time, _ time.Time) (bool, string) {
-		for i := 1; i < len(ts); i++ {
-			if g := ts[i].Sub(ts[i-1]); g > 2*rto {
+		// ts[0] is the data, ts[1] the tail loss probe, ts[k+1] the k-th
+		// retransmission; the gap before ts[j] follows retransmission j-2.
+		wrapped := false
+		for j := 1; j < len(ts); j++ {
+			level := max(j-2, 0) / 256
+			wrapped = wrapped || level > 0
+			if g := ts[j].Sub(ts[j-1]); g > 2*rto<<level {
 				return false, gaps(ts) + "; a gap backed off to " + fmtDur(g)
 			}
+		}
+		if wrapped {
+			return true, gaps(ts) + ": no backoff, each ICMP undid it, but at each 256th retransmission, where the kernel's 8-bit retransmission counter wrapped"
 		}
 		return true, gaps(ts) + ": no backoff, each ICMP undid it"
 	}

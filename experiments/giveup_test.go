@@ -40,3 +40,31 @@ func TestGiveUp(t *testing.T) {
 		t.Errorf("retries2Model(15) = %v, want 924.6s", got)
 	}
 }
+
+// TestGiveUpWrap: with the kernel's defaults, an ICMP host unreachable for
+// every retransmission keeps them about one RTO apart only for 255 of them:
+// at each 256th the 8-bit counter wraps and the backoff stays doubled. The
+// figures are those measured on 6.18 (RTO 204 ms): 1066 segments and
+// EHOSTUNREACH at 927.7 s.
+func TestGiveUpWrap(t *testing.T) {
+	g := giveUp(15, 204*time.Millisecond, true)
+	if g < 926*time.Second || g > 928*time.Second {
+		t.Errorf("giveUp(15, 204ms, revert) = %v, want about 927.2 s", g)
+	}
+	if retransGap(255, 204*time.Millisecond, true) != 204*time.Millisecond || retransGap(256, 204*time.Millisecond, true) != 408*time.Millisecond {
+		t.Error("the gap doubles at the 256th retransmission, not before")
+	}
+	// The judge: 255 gaps of one RTO, then 256 of two.
+	ts := []time.Time{time.Unix(0, 0)}
+	for j := 1; j < 600; j++ {
+		gap := 204 * time.Millisecond << (max(j-2, 0) / 256)
+		ts = append(ts, ts[j-1].Add(gap))
+	}
+	if ok, d := notBackingOff(230*time.Millisecond)(ts, time.Time{}); !ok {
+		t.Errorf("the wrapped schedule judged backing off: %.200s", d)
+	}
+	ts[100] = ts[99].Add(time.Second)
+	if ok, _ := notBackingOff(230*time.Millisecond)(ts[:200], time.Time{}); ok {
+		t.Error("a 1 s gap among the first 255 judged no backoff")
+	}
+}

@@ -75,28 +75,41 @@ func retries2Model(n int) time.Duration {
 // abandoned: the deadline is only checked when the retransmission timer
 // fires (tcp_write_timeout), and it counts from the first retransmission
 // (retrans_stamp), so the error comes at the first expiry at least
-// retries2Model(n) after it. Expiries double from rto up to 120 s, or with
-// revert (RFC 6069: each ICMP unreachable undoes one backoff step) come
-// every rto.
+// retries2Model(n) after it. Expiries double from rto up to TCP_RTO_MAX,
+// or with revert (RFC 6069: each ICMP unreachable undoes the doubling of the
+// retransmission it answers, tcp_ld_RTO_revert) come every rto.
+//
+// The revert needs icsk_retransmits, an 8-bit counter, to be non-zero: at
+// the 256th, 512th, ... retransmission it wraps to 0, that ICMP undoes
+// nothing, and the backoff stays one step higher for good; at that expiry
+// retransmits_timed_out does not test the deadline either. Only full-length
+// runs (--kernel-defaults) get that far.
 //
 // A single unacknowledged segment is first probed by a tail loss probe
 // (RFC 8985) after about one RTO (2 x SRTT + TCP_RTO_MIN); the retransmission
 // timer then restarts, so the first real retransmission comes at 2 x rto.
 func giveUp(n int, rto time.Duration, revert bool) time.Duration {
-	const rtoMax = tcpRTOMax
 	first := 2 * rto
 	deadline := first + retries2Model(n)
-	t, step := first, rto
-	if !revert {
-		step = 2 * rto // the first retransmission doubled the timeout
-	}
-	for t < deadline {
-		t += step
-		if !revert {
-			step = min(2*step, rtoMax)
+	t := first
+	for i := 1; ; i++ { // i retransmissions made, the last at t
+		t += retransGap(i, rto, revert)
+		if i%256 != 0 && t >= deadline {
+			return t
 		}
 	}
-	return t
+}
+
+// retransGap is the timeout after the i-th retransmission: see giveUp.
+func retransGap(i int, rto time.Duration, revert bool) time.Duration {
+	level := i // each retransmission doubled the timeout
+	if revert {
+		level = i / 256 // each ICMP undid it, but where the counter wrapped
+	}
+	if level >= 10 {
+		return tcpRTOMax
+	}
+	return min(rto<<level, tcpRTOMax)
 }
 
 // rtoRange is the retransmission timeout a lab connection gets: at least
