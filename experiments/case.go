@@ -21,10 +21,6 @@ type Call struct {
 	// Within, when set, is when the call must return, measured from the
 	// fault that preceded it.
 	Within *Window `json:"within,omitempty"`
-	// Or, when set, is the other window the kernel allows: where the
-	// outcome depends on a race the lab cannot remove, each window says
-	// what it means.
-	Or *Window `json:"or_within,omitempty"`
 }
 
 // Window is a span of time since a fault.
@@ -35,9 +31,6 @@ type Window struct {
 	// the call was made: for a call no timer delays, what tcplab itself
 	// took to make the call after the fault is not the kernel's time.
 	FromCall bool `json:"-"`
-	// Means, for one of two outcomes the kernel allows, says what a call
-	// returning in this window shows.
-	Means string `json:"-"`
 }
 
 // Around is the window for a kernel timer predicted to fire at d: it allows
@@ -50,7 +43,7 @@ func (w *Window) Widen() *Window {
 	if w == nil {
 		return nil
 	}
-	return &Window{FromCall: w.FromCall, Means: w.Means, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
+	return &Window{FromCall: w.FromCall, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
 // AtOnce is the window for a call that no timer delays: it returns as soon
@@ -74,11 +67,10 @@ func (w *Window) String() string {
 // MarshalJSON gives the window in milliseconds.
 func (w *Window) MarshalJSON() ([]byte, error) {
 	v := struct {
-		Min      int64  `json:"min_ms"`
-		Max      int64  `json:"max_ms"`
-		FromCall bool   `json:"from_call,omitempty"`
-		Means    string `json:"means,omitempty"`
-	}{w.Min.Milliseconds(), w.Max.Milliseconds(), w.FromCall, w.Means}
+		Min      int64 `json:"min_ms"`
+		Max      int64 `json:"max_ms"`
+		FromCall bool  `json:"from_call,omitempty"`
+	}{w.Min.Milliseconds(), w.Max.Milliseconds(), w.FromCall}
 	return json.Marshal(v)
 }
 
@@ -86,16 +78,15 @@ func (w *Window) MarshalJSON() ([]byte, error) {
 // its windows.
 func (w *Window) UnmarshalJSON(b []byte) error {
 	var v struct {
-		Min      int64  `json:"min_ms"`
-		Max      int64  `json:"max_ms"`
-		FromCall bool   `json:"from_call"`
-		Means    string `json:"means"`
+		Min      int64 `json:"min_ms"`
+		Max      int64 `json:"max_ms"`
+		FromCall bool  `json:"from_call"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	w.Min, w.Max = time.Duration(v.Min)*time.Millisecond, time.Duration(v.Max)*time.Millisecond
-	w.FromCall, w.Means = v.FromCall, v.Means
+	w.FromCall = v.FromCall
 	return nil
 }
 
@@ -114,9 +105,7 @@ func (c Call) String() string {
 	if c.Signal != "" {
 		s += " + " + c.Signal
 	}
-	if c.Within != nil && c.Or != nil {
-		s += " (" + c.Within.String() + ", or " + c.Or.String() + ")"
-	} else if c.Within != nil {
+	if c.Within != nil {
 		s += " (" + c.Within.String() + ")"
 	}
 	return s
@@ -146,9 +135,8 @@ type Step struct {
 	// same.
 	Linux *Outcome
 	// Within is when the call returns on Linux, timed from the fault
-	// before it (nil: not timed); Or is the other window the kernel
-	// allows, if any.
-	Within, Or *Window
+	// before it (nil: not timed).
+	Within *Window
 }
 
 // call is a step both accounts agree on.
@@ -179,13 +167,6 @@ func (s Step) onLinux(result string) Step {
 // within times the call on Linux.
 func (s Step) within(w *Window) Step { s.Within = w; return s }
 
-// either times the call on Linux with two windows the kernel allows, each
-// saying what it means.
-func (s Step) either(w, or *Window) Step { s.Within, s.Or = w, or; return s }
-
-// meaning labels a window with what a call returning in it shows.
-func meaning(w *Window, means string) *Window { c := *w; c.Means = means; return &c }
-
 // book gives the textbook's time for the call.
 func (s Step) book(d time.Duration) Step { s.BookWithin = &Window{Min: d, Max: d}; return s }
 
@@ -198,7 +179,7 @@ func (s Step) linux() *Call {
 	if o.Result == "" {
 		return nil
 	}
-	return &Call{Node: s.Node, Syscall: s.Syscall, Result: o.Result, Signal: o.Signal, Within: s.Within, Or: s.Or}
+	return &Call{Node: s.Node, Syscall: s.Syscall, Result: o.Result, Signal: o.Signal, Within: s.Within}
 }
 
 // textbook is the call as the textbook has it, nil if it has none.
@@ -365,8 +346,8 @@ type Config struct {
 	Progress func(caseID string, elapsed, predicted time.Duration)
 }
 
-// DefaultGrace is the shutdown grace period: what sysvinit's sendsigs
-// allows by default before SIGKILL (systemd allows 90 s).
+// DefaultGrace is the shutdown grace period between SIGTERM and SIGKILL
+// (sysvinit's init waits 3 s, Debian's sendsigs up to 10 s, systemd 90 s).
 const DefaultGrace = 5 * time.Second
 
 // DefaultPort is the server port the cases use.

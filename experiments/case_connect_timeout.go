@@ -21,11 +21,12 @@ var _ = register(&Case{
 	Course: func(t Timing) []Step {
 		return []Step{call("client", "connect", "ETIMEDOUT").book(75 * time.Second).within(Around(t.Predicted))}
 	},
-	Why: "Linux times the SYN from 1 s (TCP_TIMEOUT_INIT, RFC 6298) and bounds the attempt by net.ipv4.tcp_syn_retries (default 6), as the time that many " +
-		"doubling timeouts take, 127 s, or that many retransmissions (tcp_write_timeout); BSD uses a 75 s connection-establishment timer (tcp_keepinit) " +
-		"instead. Recent kernels add net.ipv4.tcp_syn_linear_timeouts (default 4; tcplab sets it explicitly where the kernel has it), which keeps the first four " +
-		"retransmissions 1 s apart before the doubling starts and allows four more retransmissions: with the defaults the SYNs go out at 0, 1, 2, 3, 4, 5, 7, 11, " +
-		"19, 35 and 67 s and connect gives up at 131 s.",
+	Why: "Linux times the SYN from 1 s (TCP_TIMEOUT_INIT, RFC 6298) and bounds the attempt by net.ipv4.tcp_syn_retries (default 6) twice over " +
+		"(tcp_write_timeout): as a time, that of the first SYN's timeout and the six retransmissions' timeouts doubling from 1 s, seven timeouts, " +
+		"1+2+...+64 = 127 s (tcp_model_timeout), and as a count of retransmissions; BSD uses a 75 s connection-establishment timer (tcp_keepinit) " +
+		"instead. Before 6.5 the SYNs go out at 0, 1, 3, 7, 15, 31 and 63 s and connect gives up at 127 s. Linux 6.5 added net.ipv4.tcp_syn_linear_timeouts " +
+		"(default 4; tcplab sets it explicitly where the kernel has it), which keeps the first four retransmissions 1 s apart before the doubling starts and " +
+		"raises the count to tcp_syn_retries + 4: with the defaults the SYNs go out at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35 and 67 s and connect gives up at 131 s.",
 	Settings: synSettings,
 	Steps: func(r *Run) error {
 		if err := r.Inject(impair.Drop, r.synOpts()); err != nil {

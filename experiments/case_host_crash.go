@@ -23,8 +23,10 @@ var _ = register(&Case{
 			call("client", "recv", "ETIMEDOUT").book(9*time.Minute).within(t.Window.Widen()),
 		)
 	},
-	Why: "Linux bounds retransmission by time, not count: net.ipv4.tcp_retries2 (default 15) is turned into the time 15 doubling timeouts from 200 ms " +
-		"capped at 120 s would take, 924.6 s or about 15.4 min (retransmits_timed_out, tcp_model_timeout), where BSD gives up after 12 retransmissions, about 9 min.",
+	Why: "Linux bounds retransmission by time, not count: net.ipv4.tcp_retries2 (default 15) is turned into the time of 16 timeouts doubling from 200 ms " +
+		"and capped at 120 s (the original transmission's and 15 retransmissions'), 924.6 s (tcp_model_timeout), counted from the first retransmission and " +
+		"tested only when the retransmission timer fires (retransmits_timed_out): with an RTO of 201 to 230 ms the error comes 15.4 to 15.9 min after the data, " +
+		"where BSD gives up after 12 retransmissions, about 9 min.",
 	Settings: func(cfg Config) Settings { return dataSettings(cfg, false) },
 	Steps: func(r *Run) error {
 		if err := r.establish(); err != nil {

@@ -26,7 +26,9 @@ var _ = register(&Case{
 	},
 	Why: "Same errno and deadline, different packets: on each ICMP host or net unreachable for the oldest unacknowledged segment, Linux undoes one " +
 		"step of the exponential backoff (tcp_ld_RTO_revert, RFC 6069), so it keeps retransmitting about every 200 ms instead of backing off; the " +
-		"deadline is time-based (tcp_retries2), so the error still comes when the timeout model says. With IP_RECVERR set the error would be reported at once. " +
+		"deadline is time-based (tcp_retries2), so the error still comes when the timeout model says. Only at each 256th retransmission, where the 8-bit " +
+		"retransmission counter (icsk_retransmits) wraps to 0, does an ICMP undo nothing, leaving the backoff one step higher for good (reached only " +
+		"with --kernel-defaults). With IP_RECVERR set the error would be reported at once. " +
 		"Over IPv6 the router sends ICMPv6 address unreachable (code 3), which tcp_v6_err keeps as a soft error (EHOSTUNREACH) but does not use to undo " +
 		"the backoff (it does so only for no-route, code 0): the retransmissions back off as in host-crash, and the error comes as late.",
 	// tcp_v6_err undoes the backoff only for ICMPv6 no-route.

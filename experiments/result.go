@@ -60,10 +60,7 @@ type Result struct {
 	// were what the textbook says.
 	TextbookAgrees bool     `json:"textbook_agrees"`
 	TextbookDiffs  []string `json:"textbook_differences,omitempty"`
-	// Outcomes says, where the kernel allows two outcomes, which one
-	// happened and what it shows.
-	Outcomes []string `json:"outcomes,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Error          string   `json:"error,omitempty"`
 }
 
 // EventOut is an observed call, timed from the fault before it.
@@ -164,7 +161,6 @@ func (r *Run) result(err error) Result {
 		return res
 	}
 	res.Mismatches = compare(res.Expected.Calls, res.Events, true, "expected")
-	res.Outcomes = outcomes(res.Expected.Calls, res.Events)
 	if c.Packets != nil && !r.Cfg.NoCapture {
 		res.PacketChecks = checkPackets(c.Packets(t), pkts, firstFault(marks))
 		for _, pc := range res.PacketChecks {
@@ -261,16 +257,8 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 			case w[i].Syscall != g[i].Syscall || w[i].Result != g[i].Result || w[i].Signal != g[i].Signal:
 				diffs = append(diffs, fmt.Sprintf("%s: %s %s, observed %s → %s%s", n, says, w[i], g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
 			case timing && w[i].Within != nil:
-				ok, t, since := inWindow(w[i].Within, g[i])
-				if !ok && w[i].Or != nil {
-					ok, _, _ = inWindow(w[i].Or, g[i])
-				}
-				if !ok {
-					want := w[i].Within.String()
-					if w[i].Or != nil {
-						want += ", or " + w[i].Or.String()
-					}
-					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after %s, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), since, says, want))
+				if ok, t, since := inWindow(w[i].Within, g[i]); !ok {
+					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after %s, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), since, says, w[i].Within))
 				}
 			}
 		}
@@ -286,32 +274,6 @@ func inWindow(w *Window, e EventOut) (ok bool, t time.Duration, since string) {
 		t, since = d, "the call was made"
 	}
 	return t >= w.Min && t <= w.Max, t, since
-}
-
-// outcomes says, for each call whose kernel allows two outcomes, which one
-// this run saw.
-func outcomes(want []Call, got []EventOut) []string {
-	var out []string
-	used := map[int]bool{}
-	for _, c := range want {
-		if c.Or == nil || c.Within == nil {
-			continue
-		}
-		for j, e := range got {
-			if used[j] || e.Node != c.Node || e.Syscall != c.Syscall || e.Result != c.Result {
-				continue
-			}
-			used[j] = true
-			for _, w := range []*Window{c.Within, c.Or} {
-				if ok, t, _ := inWindow(w, e); ok {
-					out = append(out, fmt.Sprintf("%s %s → %s after %s: %s", c.Node, c.Syscall, c.Result, fmtDur(t), w.Means))
-					break
-				}
-			}
-			break
-		}
-	}
-	return out
 }
 
 func sigSuffix(s string) string {

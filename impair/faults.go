@@ -29,6 +29,11 @@ type Options struct {
 	SYN bool
 	// Grace is a shutdown's wait between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// FirstSYNDropped, for a reject, drops each connection attempt's
+	// first SYN and rejects only its retransmissions (implies SYN): the
+	// ICMP then always finds the connecting socket free (see
+	// rejectRetries).
+	FirstSYNDropped bool
 }
 
 // Note is something a fault did, at a moment of its own.
@@ -94,7 +99,10 @@ func (f Fault) Describe(o Options) string {
 		return s
 	}
 	var m []string
-	if o.SYN {
+	switch {
+	case o.FirstSYNDropped:
+		m = append(m, "retransmitted SYNs only, the first dropped")
+	case o.SYN:
 		m = append(m, "SYNs only")
 	}
 	if o.Port != 0 {
@@ -163,7 +171,11 @@ func Reject(name string, code4, code6 uint8) Fault {
 				if fam == 6 {
 					code = code6
 				}
-				if err := reject(l, o.match(fam), code); err != nil {
+				add := reject
+				if o.FirstSYNDropped {
+					add = rejectRetries
+				}
+				if err := add(l, o.match(fam), code); err != nil {
 					return Effect{}, err
 				}
 			}

@@ -22,7 +22,6 @@ import (
 
 const port = 9
 
-
 func newLab(t *testing.T) *topology.Lab { return labtest.NewLab(t, "i") }
 
 // dial connects from the client to the server's port in family and returns
@@ -303,4 +302,22 @@ func TestCatalogue(t *testing.T) {
 	}
 	expectDial(t, l, 4, time.Second, syscall.ECONNREFUSED)
 	expectDial(t, l, 6, time.Second, syscall.ECONNREFUSED)
+}
+
+// TestRejectRetries: with the first SYN dropped, connect fails with the
+// ICMP's errno at the first retransmission (1 s), never at once, in both
+// families; a second attempt gets the same treatment.
+func TestRejectRetries(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	apply(t, l, impair.RejectNet, impair.Options{Port: port, FirstSYNDropped: true})
+	for _, fam := range []int{4, 6, 4} {
+		began := time.Now()
+		expectDial(t, l, fam, 3*time.Second, syscall.ENETUNREACH)
+		if d := time.Since(began); d < 900*time.Millisecond || d > 2*time.Second {
+			t.Errorf("IPv%d connect failed after %v, want about 1 s (the first retransmission)", fam, d)
+		}
+	}
+	clear(t, l, impair.RejectNet)
+	expectDial(t, l, 4, time.Second, syscall.ECONNREFUSED)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -135,6 +137,46 @@ func drop(lab *topology.Lab, m Match) error {
 func reject(lab *topology.Lab, m Match, code uint8) error {
 	return addRule(lab, append(m.exprs(), &expr.Counter{},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: code}))
+}
+
+var setSeq atomic.Uint32
+
+// rejectRetries makes the router drop each connection attempt's first SYN
+// silently and answer its retransmissions with ICMP destination
+// unreachable of the given code. A retransmitted SYN is sent from the
+// kernel's timer, so the ICMP answering it always finds the client's socket
+// free; the first SYN's answer, in a lab, can come back while connect still
+// holds the socket, and whether it aborts the attempt or is only stored
+// would depend on scheduling. The attempts are told apart by the client's
+// port, in a set that forgets them after a minute.
+func rejectRetries(lab *topology.Lab, m Match, code uint8) error {
+	m.SYN = true
+	ns, err := lab.Router.NS()
+	if err != nil {
+		return err
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		return fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
+	}
+	c.AddTable(table)
+	c.AddChain(chain)
+	set := &nftables.Set{Table: table, Name: fmt.Sprintf("syn-seen-%d", setSeq.Add(1)), KeyType: nftables.TypeInetService,
+		Dynamic: true, HasTimeout: true, Timeout: time.Minute}
+	if err := c.AddSet(set, nil); err != nil {
+		return fmt.Errorf("add nftables set in %s: %w", lab.Router.NSName, err)
+	}
+	sport := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2}
+	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: append(m.exprs(), sport,
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		&expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: code})})
+	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: append(m.exprs(), sport,
+		&expr.Dynset{SrcRegKey: 1, SetName: set.Name, SetID: set.ID, Operation: uint32(unix.NFT_DYNSET_OP_ADD)},
+		&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+	if err := c.Flush(); err != nil {
+		return nftError(lab, err)
+	}
+	return nil
 }
 
 // clearRules removes every rule the lab added: the whole table goes.

@@ -96,9 +96,6 @@ func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 			}
 		}
 	}
-	for _, o := range r.Outcomes {
-		field(w, "outcome", o)
-	}
 	p("\n")
 }
 
