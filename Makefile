@@ -8,7 +8,7 @@ CASE ?= all
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TESTFLAGS ?=
 
-.PHONY: build test lint run kernel-defaults clean vagrant-test
+.PHONY: build test lint run kernel-defaults kernel-matrix clean vagrant-test
 
 build:
 	$(GO) build -tags urfave_cli_no_docs -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcplab
@@ -39,3 +39,8 @@ clean:
 
 vagrant-test:
 	bash vagrant/test.sh
+
+# The catalogue and the ICMP matrix on several kernels (VMs of the boxes in
+# KERNEL_BOXES, and this host); writes docs/kernels.md. See vagrant/README.md.
+kernel-matrix: build
+	bash vagrant/kernel-matrix.sh
