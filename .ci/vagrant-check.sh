@@ -12,7 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts=(vagrant/provision.sh vagrant/test.sh .ci/vagrant-check.sh)
+scripts=(vagrant/provision.sh vagrant/test.sh vagrant/kernel-matrix.sh .ci/vagrant-check.sh)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
