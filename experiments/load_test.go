@@ -93,9 +93,9 @@ func TestUnderLoad(t *testing.T) {
 	})
 	wall := time.Since(began)
 	used := h.cpuTime(t)
-	// The hog must really have taken CPU time: at least half a CPU for the
-	// run, or a second when no round was asked for.
-	if want := max(time.Second/2, wall/2); rounds > 0 && used < want {
+	// The hog must really have taken CPU time: at least a quarter of a CPU
+	// for the run (the labs and whatever else runs compete with it).
+	if want := max(time.Second/2, wall/4); rounds > 0 && used < want {
 		t.Errorf("the CPU hog used %v in %v: it did not load the machine", used, wall)
 	}
 	t.Logf("%d case runs under load (%d CPUs busy) in %v: %d not match; the hog used %v of CPU", len(jobs), len(h.cmds), wall.Round(time.Millisecond), bad, used)
