@@ -83,12 +83,13 @@ func keepaliveKnobs() []Knob {
 
 // userTimeoutGiveUp is when a connection with TCP_USER_TIMEOUT = ut whose
 // data goes unacknowledged is abandoned, counted from the write: the
-// deadline runs from the first retransmission's stamp (retrans_stamp,
-// which tcp_retransmit_skb takes from the segment's original send time),
-// and tcp_clamp_rto_to_user_timeout shortens the last retransmission
-// timer so that it fires when ut has passed: ETIMEDOUT at ut, whatever
-// tcp_retries2 says.
-func userTimeoutGiveUp(ut time.Duration) time.Duration { return ut }
+// deadline runs from retrans_stamp, which tcp_retransmit_skb sets at the
+// first retransmission by the retransmission timer (the tail loss probe
+// before it, sent by __tcp_retransmit_skb, does not set it; see giveUp:
+// 2 x rto after the write), and tcp_clamp_rto_to_user_timeout shortens the
+// last retransmission timer so that it fires when ut has passed since
+// then, whatever tcp_retries2 says.
+func userTimeoutGiveUp(ut, rto time.Duration) time.Duration { return 2*rto + ut }
 
 // ctTimeout is the connection tracker's established timeout the
 // nat-idle-timeout case gives the router, and the kernel's default

@@ -22,7 +22,6 @@ import (
 
 const port = 9
 
-
 func newLab(t *testing.T) *topology.Lab { return labtest.NewLab(t, "i") }
 
 // dial connects from the client to the server's port in family and returns
