@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/topology"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -331,4 +333,54 @@ func setMTU(lab *topology.Lab, mtu int) error {
 		return fmt.Errorf("set the MTU of %s in %s to %d: %w", name, lab.Router.NSName, mtu, err)
 	}
 	return nil
+}
+
+// Tracked lists the connections the router's connection tracker holds for
+// TCP from the client to the server's port in a family: each as the
+// client's source port and, seen from the server, the address and port
+// it comes from (the router's own when masqueraded). Entries whose timeout
+// has passed are not listed (the dump skips and evicts them).
+func Tracked(l *topology.Lab, family int, port uint16) ([]TrackedConn, error) {
+	ns, err := l.Router.NS()
+	if err != nil {
+		return nil, err
+	}
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("open netfilter netlink in %s: %w", l.Router.NSName, err)
+	}
+	defer h.Close()
+	fam := netlink.InetFamily(unix.AF_INET)
+	if family == 6 {
+		fam = unix.AF_INET6
+	}
+	flows, err := h.ConntrackTableList(netlink.ConntrackTable, fam)
+	if err != nil {
+		return nil, fmt.Errorf("list connection tracking entries in %s (CONFIG_NF_CT_NETLINK): %w", l.Router.NSName, err)
+	}
+	client := topology.Addr(topology.Client, family)
+	var out []TrackedConn
+	for _, f := range flows {
+		if f.Forward.Protocol == unix.IPPROTO_TCP && f.Forward.SrcIP.Equal(client) && f.Forward.DstPort == port {
+			out = append(out, TrackedConn{ClientPort: f.Forward.SrcPort, SeenFrom: netip.AddrPortFrom(addrOf(f.Reverse.DstIP), f.Reverse.DstPort),
+				Timeout: time.Duration(f.TimeOut) * time.Second})
+		}
+	}
+	return out, nil
+}
+
+// TrackedConn is one connection the router tracks.
+type TrackedConn struct {
+	ClientPort uint16
+	SeenFrom   netip.AddrPort
+	// Timeout is what is left of the entry's timeout.
+	Timeout time.Duration
+}
+
+func addrOf(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		return netip.AddrFrom4([4]byte(v4))
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return a
 }
