@@ -6,6 +6,8 @@ import (
 
 	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/impair"
+	"github.com/tcplab/tcplab/topology"
+	"github.com/vishvananda/netlink"
 )
 
 // keepalive-crash verifies that keepalive, shortened per socket, notices a
@@ -104,5 +106,31 @@ var _ = register(&Case{
 				Match: and(toClient(a), func(p Pkt) bool { return !p.Flags.Has(capture.RST) }), Max: 0},
 		}
 	},
-	Own: &Own{Listener: true, After: func(r *Run) error { return r.Inject(impair.Crash, r.opts()) }},
+	Own: &Own{Listener: true, After: func(r *Run) error {
+		// The crash must find the connection idle: a request the client
+		// sends right after connecting must have arrived (and been
+		// acknowledged) first, or the client would be retransmitting it
+		// rather than probing.
+		if err := r.waitServerReceived(time.Second); err != nil {
+			return err
+		}
+		return r.Inject(impair.Crash, r.opts())
+	}},
 })
+
+// waitServerReceived waits, at most limit, until a connection of the
+// server holds bytes from the client not yet read: for a server that
+// reads what it is sent, it just waits limit.
+func (r *Run) waitServerReceived(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		found, err := hasSocket(r.Lab.Server, r.Cfg.Family, netlink.TCP_ESTABLISHED, func(s topology.Socket) bool {
+			return int(s.Local.Port()) == r.Port() && s.RQueue > 0
+		})
+		if err != nil || found {
+			return err
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's socket table
+	}
+	return nil
+}
