@@ -9,6 +9,9 @@ import "fmt"
 const (
 	ICMPDestUnreachable  uint8 = 3 // ICMP (RFC 792)
 	ICMP6DestUnreachable uint8 = 1 // ICMPv6 (RFC 4443)
+	// ICMP6PacketTooBig is ICMPv6's path MTU message (RFC 4443 3.2), the
+	// counterpart of ICMP destination unreachable, fragmentation needed.
+	ICMP6PacketTooBig uint8 = 2
 )
 
 // ICMP destination-unreachable codes (RFC 792, RFC 1812).

@@ -40,6 +40,9 @@ type Cmd struct {
 	Opts []Opt `json:"opts,omitempty"`
 	// Backlog is listen's backlog (default 16).
 	Backlog int `json:"backlog,omitempty"`
+	// LocalPort, if set, is the port connect binds to first, so the
+	// packets of each of several connections can be told apart.
+	LocalPort int `json:"local_port,omitempty"`
 }
 
 // Opt is one socket option: a name from sockOpts and its value (for
@@ -298,6 +301,11 @@ func (a *agent) connect(c Cmd) Event {
 		return ev
 	}
 	if err := setOpts(fd, c.Opts); err != nil {
+		ev.Err = err.Error()
+		unix.Close(fd)
+		return ev
+	}
+	if err := bindLocal(fd, fam, c.LocalPort); err != nil {
 		ev.Err = err.Error()
 		unix.Close(fd)
 		return ev

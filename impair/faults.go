@@ -34,6 +34,11 @@ type Options struct {
 	// ICMP then always finds the connecting socket free (see
 	// rejectRetries).
 	FirstSYNDropped bool
+	// Timeout is the stateful firewall's timeout for an established
+	// connection (0: the kernel's default).
+	Timeout time.Duration
+	// MTU is the link MTU the mtu fault sets (0: 1280).
+	MTU int
 }
 
 // Note is something a fault did, at a moment of its own.
@@ -300,5 +305,13 @@ func Names() []string {
 // ClearAll removes every fault that can be removed: every rule in the
 // router, and the server's link brought up.
 func ClearAll(l *topology.Lab) error {
-	return errors.Join(clearRules(l), clearLink(l))
+	errs := []error{clearRules(l), clearLink(l)}
+	for _, c := range extraClears {
+		errs = append(errs, c(l))
+	}
+	return errors.Join(errs...)
 }
+
+// extraClears undo what faults beyond rules and the server's link leave
+// behind (a link MTU, a sysctl), added by the files that define them.
+var extraClears []func(l *topology.Lab) error

@@ -23,13 +23,15 @@ func faultCommand() *cli.Command {
 		ArgsUsage: "NAME FAULT | NAME --clear",
 		Description: "Faults:\n" + strings.Join(lines, "\n") + "\n" +
 			"Rules match the client's TCP segments to the server, in both families unless --family is given.\n" +
-			"--clear removes every rule from the router and brings the server's link up.",
+			"--clear removes every rule from the router, restores its link MTU and connection-tracking timeout, and brings the server's link up.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "clear", Usage: "remove all faults"},
 			&cli.IntFlag{Name: "port", Usage: "match only segments to this server `PORT` (drop and reject faults)"},
 			&cli.BoolFlag{Name: "syn", Usage: "match only connection attempts, SYN without ACK (drop and reject faults)"},
 			&cli.IntFlag{Name: "family", Usage: "match only IPv`N` segments, 4 or 6 (drop and reject faults; default both)"},
 			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL"},
+			&cli.DurationFlag{Name: "timeout", Usage: "stateful: forget an established connection idle for `D` (default the kernel's, 5 days)"},
+			&cli.IntFlag{Name: "mtu", Usage: "mtu: the router's link to the server carries `N` bytes (default 1280)"},
 		},
 		Before: needRoot,
 		Action: func(c *cli.Context) error {
@@ -47,6 +49,12 @@ func faultCommand() *cli.Command {
 			}
 			if g := c.Duration("grace"); g < 0 || g > 10*time.Minute {
 				return usagef("--grace %v: give a duration from 0s to 10m", g)
+			}
+			if d := c.Duration("timeout"); d < 0 || d > 24*time.Hour {
+				return usagef("--timeout %v: give a duration from 1s to 24h", d)
+			}
+			if m := c.Int("mtu"); m != 0 && (m < 576 || m > 1500) {
+				return usagef("--mtu %d: give an MTU from 576 to 1500", m)
 			}
 			name := args[0]
 			var f impair.Fault
@@ -67,7 +75,7 @@ func faultCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "lab %s: faults cleared\n", name)
 				return nil
 			}
-			o := impair.Options{Family: c.Int("family"), Port: uint16(port), SYN: c.Bool("syn"), Grace: c.Duration("grace")}
+			o := impair.Options{Family: c.Int("family"), Port: uint16(port), SYN: c.Bool("syn"), Grace: c.Duration("grace"), Timeout: c.Duration("timeout"), MTU: c.Int("mtu")}
 			if _, err := f.Apply(l, o); err != nil {
 				return usageError(fmt.Errorf("lab %s: %w", name, err))
 			}
