@@ -40,10 +40,16 @@ func (l *Lab) SetLink(on, to string, up bool) error {
 	if !up {
 		return nil
 	}
+	host := on
 	if on == Router {
-		return l.Rewire(to)
+		host = to
 	}
-	return l.Rewire(on)
+	if err := l.Rewire(host); err != nil {
+		return err
+	}
+	// Up is up once IPv6 can use the link too (its link-local address is
+	// configured from the kernel's work queue, after the link comes up).
+	return n.waitLinkLocal(name, 5*time.Second)
 }
 
 // Reboot flushes node role (the client or the server) and brings it back,
