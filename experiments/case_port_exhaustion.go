@@ -121,7 +121,9 @@ var _ = register(&Case{
 			{Desc: "the client's SYNs to the server port: two, none for the refused connects", Point: PointRouterClient, Match: and(tcpFromClient(a, t.Port), syn), Min: 2, Max: 2},
 			{Desc: "the client's SYN to the other server port", Point: PointRouterClient, Match: and(tcpFromClient(a, t.Port+1), syn), Min: 1, Max: 1},
 			{Desc: fmt.Sprintf("a SYN from a port outside %d-%d", exhaustLow, exhaustHigh), Point: PointRouterClient,
-				Match: func(p Pkt) bool { return p.Proto == "tcp" && p.Src == a.client && p.Flags == capture.SYN && (p.SrcPort < exhaustLow || p.SrcPort > exhaustHigh) }, Max: 0},
+				Match: func(p Pkt) bool {
+					return p.Proto == "tcp" && p.Src == a.client && p.Flags == capture.SYN && (p.SrcPort < exhaustLow || p.SrcPort > exhaustHigh)
+				}, Max: 0},
 			{Desc: "a SYN from the client after the ports ran out, but the one to the other port", Point: PointRouterClient, AfterFault: true,
 				Match: beforeOnConn(and(tcpFromClient(a, t.Port+1), syn), func(p Pkt) bool { return p.Proto == "tcp" && p.Src == a.client && p.Flags.Has(capture.SYN) }), Max: 0},
 		}
