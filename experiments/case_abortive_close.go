@@ -109,18 +109,9 @@ var _ = register(&Case{
 			{Desc: "anything from the client on the reset connection after the RST", Point: PointRouterClient, Match: afterOnConn(and(tcpFromServer(a, t.Port), hasFlag(capture.RST)), tcpFromClient(a, t.Port)), Max: 0},
 		}
 	},
-	Own: &Own{Listener: true, After: func(r *Run) error {
-		if r.Server == nil {
-			return nil // the user's server closes as it does
-		}
-		if _, err := r.Finish(r.Server, "accept"); err != nil {
-			return err
-		}
-		if _, err := r.Call(r.Server, Cmd{Op: "setsockopt", Opts: []Opt{{"SO_LINGER", 0}}}); err != nil {
-			return err
-		}
-		r.mark("server", "close with SO_LINGER {on, 0}", true)
-		_, err := r.Call(r.Server, syscallCmd("close"))
-		return err
+	// Own: the user's server closes as it does; the built-in server,
+	// against the user's client, reads the request and closes as above.
+	Own: &Own{Listener: true, Before: func(r *Run) error {
+		return r.serverPlays(syscallCmd("recv"), Cmd{Op: "setsockopt", Opts: []Opt{{"SO_LINGER", 0}}}, syscallCmd("close"))
 	}},
 })

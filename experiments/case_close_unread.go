@@ -81,22 +81,11 @@ var _ = register(&Case{
 			{Desc: "a FIN from the server", Point: PointRouterServer, Match: and(tcpFromServer(a, t.Port), hasFlag(capture.FIN)), Max: 0},
 		}
 	},
-	Own: &Own{Listener: true, After: func(r *Run) error {
-		if r.Server == nil {
-			return nil // the user's server answers and closes as it does
-		}
-		if _, err := r.Finish(r.Server, "accept"); err != nil {
-			return err
-		}
-		if _, err := r.Call(r.Server, syscallCmd("poll-in")); err != nil {
-			return err
-		}
-		if _, err := r.Call(r.Server, Cmd{Op: "send", Len: 1000}); err != nil {
-			return err
-		}
-		r.mark("server", "close with the request unread", true)
-		_, err := r.Call(r.Server, syscallCmd("close"))
-		return err
+	// Own: the user's server answers and closes as it does; the built-in
+	// server, against the user's client, waits for the request and closes
+	// as above.
+	Own: &Own{Listener: true, Before: func(r *Run) error {
+		return r.serverPlays(syscallCmd("poll-in"), Cmd{Op: "send", Len: 1000}, syscallCmd("close"))
 	}},
 })
 

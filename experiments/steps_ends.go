@@ -119,3 +119,34 @@ func onPort(a addrs, port uint16) func(Pkt) bool {
 			(p.Src == a.server && p.SrcPort == port && p.Dst == a.client))
 	}
 }
+
+// serverPlays, with the user's own client and the built-in server, has the
+// server go on after the accept it is making: the calls are queued to the
+// agent, which makes them one at a time as the client's traffic allows,
+// and recorded as they return. With the user's own server it does nothing.
+func (r *Run) serverPlays(cmds ...Cmd) error {
+	if r.Server == nil {
+		return nil
+	}
+	for _, c := range cmds {
+		if err := r.Begin(r.Server, c); err != nil {
+			return err
+		}
+	}
+	go func() {
+		for _, op := range append([]string{"accept"}, opsOf(cmds)...) {
+			if _, err := r.Finish(r.Server, op); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func opsOf(cmds []Cmd) []string {
+	var ops []string
+	for _, c := range cmds {
+		ops = append(ops, c.Op)
+	}
+	return ops
+}
