@@ -92,11 +92,19 @@ var _ = register(&Case{
 			if abort {
 				port, v = t.Port+1, "tcp_abort_on_overflow=1"
 			}
+			// With the kernel's timers the round lasts past the server's last
+			// SYN-ACK retransmission (tcp_synack_retries=5: the request is
+			// dropped after 63 s), and the client's next data retransmission
+			// then reaches a bare listener, which answers it with a RST.
+			rsts, why := b2i(abort), "no RST from the server but for the overflowing handshake"
+			if !abort && n == defaultSynRetries {
+				rsts, why = 1, "one RST from the server, once it has given the open handshake up"
+			}
 			out = append(out,
 				PacketCheck{Desc: fmt.Sprintf("%s: the client's SYNs: one for each of three connections, %d for the fourth", v, len(syns)), Point: PointRouterClient,
 					Match: and(tcpFromClient(a, port), flagsAre(capture.SYN)), Min: 3 + len(syns), Max: 3 + len(syns)},
-				PacketCheck{Desc: v + ": no answer to the fourth connection's SYNs, and no RST from the server but for the overflowing handshake", Point: PointRouterServer,
-					Match: and(tcpFromServer(a, port), func(p Pkt) bool { return p.Flags.Has(capture.RST) }), Min: b2i(abort), Max: b2i(abort)},
+				PacketCheck{Desc: v + ": no answer to the fourth connection's SYNs, and " + why, Point: PointRouterServer,
+					Match: and(tcpFromServer(a, port), func(p Pkt) bool { return p.Flags.Has(capture.RST) }), Min: rsts, Max: rsts},
 			)
 			if !abort {
 				out = append(out,
