@@ -61,6 +61,8 @@ type Result struct {
 	TextbookAgrees bool     `json:"textbook_agrees"`
 	TextbookDiffs  []string `json:"textbook_differences,omitempty"`
 	Error          string   `json:"error,omitempty"`
+	// Counters are the kernel counters the case watched, with their change.
+	Counters []CounterChange `json:"counters,omitempty"`
 }
 
 // EventOut is an observed call, timed from the fault before it.
@@ -120,6 +122,7 @@ func (r *Run) result(err error) Result {
 	r.mu.Lock()
 	events := append([]Event(nil), r.events...)
 	marks := append([]Mark(nil), r.marks...)
+	res.Counters = append([]CounterChange(nil), r.counters...)
 	r.mu.Unlock()
 	sort.SliceStable(marks, func(i, j int) bool { return marks[i].T.Before(marks[j].T) })
 	var end time.Time
@@ -171,6 +174,11 @@ func (r *Run) result(err error) Result {
 				}
 				res.Mismatches = append(res.Mismatches, m)
 			}
+		}
+	}
+	for _, c := range res.Counters {
+		if !c.OK {
+			res.Mismatches = append(res.Mismatches, fmt.Sprintf("counter %s %s moved by %d during %s, want %s", c.Node, c.Name, c.Delta(), c.During, c.Want))
 		}
 	}
 	res.TextbookDiffs = compare(res.Textbook.Calls, res.Events, false, "the textbook says")

@@ -36,6 +36,8 @@ type Run struct {
 	caps   *captures
 	raw    map[string][]capture.Packet
 	capErr error
+
+	counters []CounterChange // kernel counters the case watched (counters.go)
 }
 
 // Mark is something the lab did: a fault injected, a signal sent.

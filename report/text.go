@@ -62,6 +62,18 @@ func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 			}
 		}
 	}
+	if len(r.Counters) > 0 {
+		p("counters  kernel counters of the node's namespace, before and after\n")
+		for _, c := range r.Counters {
+			for i, l := range wrap(c.String(), 72) {
+				if i == 0 {
+					p("  %s\n", l)
+				} else {
+					p("      %s\n", l)
+				}
+			}
+		}
+	}
 	if r.Why != "" {
 		field(w, "why", r.Why)
 	}

@@ -79,7 +79,7 @@ func TestCompletionBash(t *testing.T) {
 		{[]string{"run", "--family", ""}, []string{"4", "6", "both"}},
 		{[]string{"run", "--kernel-d"}, []string{"--kernel-defaults"}},
 		{[]string{"explain", "connect-r"}, []string{"connect-refused"}},
-		{[]string{"explain", "a"}, []string{"accept-aborted", "all"}},
+		{[]string{"explain", "a"}, []string{"accept-aborted", "abortive-close", "all"}},
 		{[]string{"fault", "demo", "crash"}, []string{"crash", "crash-reported"}},
 		{[]string{"fault", "--p"}, []string{"--port"}},
 		{[]string{"exec", "demo", "r"}, []string{"router"}},
