@@ -4,7 +4,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Privileged steps need root: use sudo only when not root already.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN ?= ./tcplab
-CASE ?= all
+CASE ?= first
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TESTFLAGS ?=
 
