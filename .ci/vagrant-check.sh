@@ -6,7 +6,9 @@
 #   3. vagrant validate on vagrant/Vagrantfile: vagrant (and, when that works,
 #      the vagrant-libvirt plugin, so that its provider options are checked
 #      too) is installed from the distribution if missing. If vagrant cannot be
-#      had, this step is skipped with a reason; it is the only one that may be.
+#      had, this step is skipped with a reason; it is the only one that may be;
+#   4. actionlint on .github/workflows (built with go install from the Go
+#      module proxy; Debian packages none).
 # apt's output goes to a temporary file, printed only when apt fails.
 set -euo pipefail
 
@@ -132,4 +134,16 @@ if vagrant plugin list 2>/dev/null | grep -E '^vagrant-libvirt ' >/dev/null; the
 	say "vagrant validate ($vagrant_version; libvirt provider options included): ok"
 else
 	say "vagrant validate ($vagrant_version${validate_args[*]:+; ${validate_args[*]}}): ok"
+fi
+
+# 4. actionlint on the GitHub Actions workflows (with shellcheck on their
+# scripts), built from the Go module proxy: Debian packages no actionlint.
+gobin=$work/gobin
+go=$(command -v go || echo /usr/local/go/bin/go)
+if GOBIN=$gobin "$go" install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 >>"$work/actionlint.log" 2>&1; then
+	"$gobin/actionlint" .github/workflows/*.yml || fail "actionlint"
+	say "actionlint 1.7.12: ok"
+else
+	cat "$work/actionlint.log" >&2
+	fail "could not build actionlint"
 fi
