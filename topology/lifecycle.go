@@ -47,9 +47,14 @@ func (l *Lab) SetLink(on, to string, up bool) error {
 	if err := l.Rewire(host); err != nil {
 		return err
 	}
-	// Up is up once IPv6 can use the link too (its link-local address is
-	// configured from the kernel's work queue, after the link comes up).
-	return n.waitLinkLocal(name, 5*time.Second)
+	// Up is up once IPv6 can use the link at both ends too (each
+	// link-local address is configured from the kernel's work queue, after
+	// the link, or its peer's carrier, comes up).
+	if err := n.waitLinkLocal(name, 5*time.Second); err != nil {
+		return err
+	}
+	peer := l.Node(to)
+	return peer.waitLinkLocal(LinkName(l.ID, to, on), 5*time.Second)
 }
 
 // Reboot flushes node role (the client or the server) and brings it back,

@@ -379,10 +379,13 @@ func (l *Lab) Reconnect(role string) error {
 	if err := l.connect(n); err != nil {
 		return err
 	}
-	// A host is back up when its IPv6 stack has brought the link up too:
-	// the kernel configures the link-local address from its own work
-	// queue, after the link is up.
-	return n.waitLinkLocal(LinkName(l.ID, role, Router), 5*time.Second)
+	// A host is back up when the IPv6 stacks at both ends have brought
+	// the link up too: the kernel configures each link-local address from
+	// its own work queue, after the link is up.
+	if err := n.waitLinkLocal(LinkName(l.ID, role, Router), 5*time.Second); err != nil {
+		return err
+	}
+	return l.Router.waitLinkLocal(LinkName(l.ID, Router, role), 5*time.Second)
 }
 
 // waitLinkLocal waits until the link has a usable (not tentative) IPv6
