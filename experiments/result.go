@@ -64,6 +64,9 @@ type Result struct {
 	// happened and what it shows.
 	Outcomes []string `json:"outcomes,omitempty"`
 	Error    string   `json:"error,omitempty"`
+	// Expectations are the user's expectations about their own programs
+	// (run --expect-exit, --expect-within, ...) and whether each held.
+	Expectations []ExpectationResult `json:"expectations,omitempty"`
 }
 
 // EventOut is an observed call, timed from the fault before it.
