@@ -79,15 +79,16 @@ func wantExpectations(t *testing.T, got []experiments.ExpectationResult, want ma
 
 // streamServer is python3 serving one HTTP response forever, slowly, so a
 // transfer is under way when the fault comes; it says on standard output
-// that it listens.
+// that it listens, and on standard error whom it accepted.
 const streamServer = `exec python3 -u -c '
-import os, socket, time
+import os, socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((os.environ["TCPLAB_SERVER_ADDR"], int(os.environ["TCPLAB_SERVER_PORT"])))
 s.listen()
 print("listening on", s.getsockname()[1])
-c, _ = s.accept()
+c, peer = s.accept()
+print("accepted", peer[0], file=sys.stderr)
 c.recv(4096)
 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
 while True:
@@ -137,14 +138,15 @@ func TestExpectExitCurl(t *testing.T) {
 	})
 	t.Run("fail", func(t *testing.T) {
 		t.Parallel()
-		o := tcplab(t, "", "run", "connect-refused", "--client-cmd", curlGet, "--expect-exit", "zero", "--expect-stdout", "200")
+		o := tcplab(t, "", "run", "connect-refused", "--client-cmd", curlGet, "--expect-exit", "zero", "--expect-stdout", "200", "--expect-stderr", "reset by peer")
 		if o.code != 1 {
 			t.Fatalf("status %d, want 1\n%s\n%s", o.code, o.stderr, o.stdout)
 		}
 		for _, want := range []string{
 			"the client should exit with status 0, but it exited with status 7.",
 			"the client's stdout should match /200/, but the client wrote nothing to it.",
-			"verdict FAIL: 2 of the 2 expectations",
+			`the client's stderr should match /reset by peer/, but its stderr`,
+			"verdict FAIL: 3 of the 3 expectations",
 		} {
 			if !strings.Contains(strings.Join(strings.Fields(o.stdout), " "), want) {
 				t.Errorf("the text report lacks %q:\n%s", want, o.stdout)
@@ -162,10 +164,11 @@ func TestExpectExitCurl(t *testing.T) {
 
 // pyClient is python3 reading an HTTP response with TCP keepalive every
 // second; it prints on standard output what ended the read, and exits 3.
-// Given the argument write, it restores SIGPIPE's default action and, once
-// the response has ended (EOF), writes twice, as a client that does not
-// look at what it reads would: the first write draws a RST, the second
-// SIGPIPE.
+// Given the argument write, it restores SIGPIPE's default action, sends no
+// request (so the server, blocked reading it, leaves nothing unread that
+// would turn its close into a RST) and, once the server's close arrives
+// (EOF), writes twice, as a client that does not look at what it reads
+// would: the first write draws a RST, the second SIGPIPE.
 const pyClient = `exec python3 -u -c '
 import errno, os, signal, socket, sys, time
 write = len(sys.argv) > 1
@@ -175,7 +178,8 @@ s = socket.create_connection((os.environ["TCPLAB_SERVER_ADDR"], int(os.environ["
 s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
-s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+if not write:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
 try:
     while s.recv(65536):
         pass
@@ -203,20 +207,21 @@ func TestExpectPython(t *testing.T) {
 		t.Parallel()
 		r := expectRun(t, experiments.Pass, append(reboot,
 			"--expect-exit", "3", "--expect-stdout", `(?m)^error ECONNRESET$`, "--expect-stderr", "Connection reset by peer",
-			"--expect-server-exit", "signal:KILL", "--expect-server-stdout", "listening on 8000", "--expect-within", "10s")...).Results[0]
+			"--expect-server-exit", "signal:KILL", "--expect-server-stdout", "listening on 8000", "--expect-server-stderr", `(?m)^accepted 198\.51\.100\.2$`,
+			"--expect-within", "10s")...).Results[0]
 		wantExpectations(t, r.Expectations, map[string]bool{
 			"client exit": true, "client within": true, "client stdout": true, "client stderr": true,
-			"server exit": true, "server stdout": true,
+			"server exit": true, "server stdout": true, "server stderr": true,
 		})
 	})
 	t.Run("reboot-fail", func(t *testing.T) {
 		t.Parallel()
 		r := expectRun(t, experiments.Fail, append(reboot,
 			"--expect-exit", "signal:TERM", "--expect-stdout", "ETIMEDOUT", "--expect-stderr", "reset by peer",
-			"--expect-server-exit", "running", "--expect-server-stderr", "Traceback")...).Results[0]
+			"--expect-server-exit", "running", "--expect-server-stdout", "Traceback", "--expect-server-stderr", "Traceback")...).Results[0]
 		wantExpectations(t, r.Expectations, map[string]bool{
 			"client exit": false, "client stdout": false, "client stderr": true,
-			"server exit": false, "server stderr": false,
+			"server exit": false, "server stdout": false, "server stderr": false,
 		})
 	})
 	t.Run("sigpipe", func(t *testing.T) {
