@@ -3,6 +3,7 @@ package experiments
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,6 +25,9 @@ type BYO struct {
 	ClientCmd string
 	// ClientTimeout stops a client that has not finished by then.
 	ClientTimeout time.Duration
+	// Expect is what the programs must do; with nothing expected the
+	// verdict is observed, else pass or fail.
+	Expect Expect
 }
 
 // DefaultClientTimeout is how long a user's client may run.
@@ -44,7 +48,7 @@ func CheckBYO(c *Case, b BYO) error {
 	if b.ClientTimeout < 0 {
 		return errors.New("the client timeout must not be negative")
 	}
-	return nil
+	return b.Expect.CheckPrograms(b)
 }
 
 // Program is what one of the user's programs did.
@@ -56,26 +60,41 @@ type Program struct {
 	RanMS        float64  `json:"ran_ms"`
 	AfterFaultMS *float64 `json:"after_fault_ms"`
 	StderrTail   []string `json:"stderr_tail"`
+	// Stopped, when tcplab ended the program, says when: "3m0s after it
+	// started (--client-timeout)", "5s after the fault (--expect-within)",
+	// "when the run ended".
+	Stopped string `json:"stopped,omitempty"`
+	// StdoutTail is the last lines of its standard output.
+	StdoutTail []string `json:"stdout_tail,omitempty"`
 }
 
 // program is a user's command running in a node.
 type program struct {
-	script  string
-	cmd     *exec.Cmd
-	stderr  *tail
-	started time.Time
-	ended   time.Time
-	done    chan struct{}
-	status  *os.ProcessState
-	killed  bool
+	script string
+	cmd    *exec.Cmd
+	stderr *tail
+	// stdout and stderrAll keep the last OutputKept bytes of each stream
+	// for the expectations; stdoutTail its last lines for the reports.
+	stdout, stderrAll *keep
+	stdoutTail        *tail
+	// stoppedBy says when tcplab stopped it, if it did; timedOut, that
+	// it was at --client-timeout.
+	stoppedBy string
+	timedOut  bool
+	started   time.Time
+	ended     time.Time
+	done      chan struct{}
+	status    *os.ProcessState
+	killed    bool
 }
 
 func startProgram(n *topology.Node, script string, env []string) (*program, error) {
-	p := &program{script: script, stderr: &tail{max: 10}, done: make(chan struct{})}
+	p := &program{script: script, stderr: &tail{max: 10}, done: make(chan struct{}),
+		stdout: newKeep(OutputKept), stderrAll: newKeep(OutputKept), stdoutTail: &tail{max: 10}}
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = &tail{max: 10}
-	cmd.Stderr = p.stderr
+	cmd.Stdout = io.MultiWriter(p.stdoutTail, p.stdout)
+	cmd.Stderr = io.MultiWriter(p.stderr, p.stderrAll)
 	// Its own process group, so a timeout stops the command's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd = cmd
@@ -92,20 +111,22 @@ func startProgram(n *topology.Node, script string, env []string) (*program, erro
 	return p, nil
 }
 
-// stop kills the program's process group and waits for it.
-func (p *program) stop() {
+// stop kills the program's process group and waits for it; why says when
+// it was stopped, for the report.
+func (p *program) stop(why string) {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
 	p.killed = true
+	p.stoppedBy = why
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 }
 
 func (p *program) report(fault time.Time) *Program {
-	out := &Program{Cmd: p.script, StderrTail: p.stderr.lines()}
+	out := &Program{Cmd: p.script, StderrTail: p.stderr.lines(), StdoutTail: p.stdoutTail.lines(), Stopped: p.stoppedBy}
 	select {
 	case <-p.done:
 	default:
@@ -165,16 +186,23 @@ func (r *Run) runOwn(b BYO) (client, server *program, err error) {
 	return r.byoSteps(*r.Case.Own, b)
 }
 
-// reportOwn adds what the user's programs did to the result.
-func reportOwn(res *Result, client, server *program) {
+// reportOwn adds what the user's programs did to the result and, with
+// expectations, judges them.
+func reportOwn(res *Result, b *BYO, client, server *program) {
 	if client != nil {
 		res.ClientProgram = client.report(res.faultAt)
-		res.ClientProgram.TimedOut = client.killed
+		res.ClientProgram.TimedOut = client.timedOut
 	}
 	if server != nil {
 		res.ServerProgram = server.report(res.faultAt)
 	}
+	if b != nil {
+		judgeExpect(res, b.Expect, client, server)
+	}
 }
+
+// stoppedEnd says a program was stopped because the run was over.
+const stoppedEnd = "when the run ended"
 
 func (r *Run) byoEnv() []string {
 	return []string{
@@ -235,11 +263,29 @@ func (r *Run) byoSteps(plan Own, b BYO) (client, server *program, err error) {
 			return client, server, err
 		}
 	}
+	// A client still running when --expect-within has passed has failed
+	// it: stop it then rather than at its timeout.
+	timedOut, why := true, fmt.Sprintf("%v after it started (--client-timeout)", b.ClientTimeout)
+	what := fmt.Sprintf("client still running after %v: stopped", b.ClientTimeout)
+	if w := b.Expect.ClientWithin; w > 0 {
+		r.mu.Lock()
+		from := firstFault(r.marks)
+		r.mu.Unlock()
+		if from.IsZero() {
+			from = client.started
+		}
+		if end := from.Add(w); end.Before(deadline) {
+			deadline = end
+			timedOut, why = false, fmt.Sprintf("%v after the fault (--expect-within)", w)
+			what = "client still running " + why + ": stopped"
+		}
+	}
 	select {
 	case <-client.done:
 	case <-time.After(time.Until(deadline)):
-		r.mark("client", fmt.Sprintf("client still running after %v: stopped", b.ClientTimeout), false)
-		client.stop()
+		r.mark("client", what, false)
+		client.stop(why)
+		client.timedOut = timedOut
 	}
 	return client, server, nil
 }

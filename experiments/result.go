@@ -63,6 +63,9 @@ type Result struct {
 	Error          string   `json:"error,omitempty"`
 	// Counters are the kernel counters the case watched, with their change.
 	Counters []CounterChange `json:"counters,omitempty"`
+	// Expectations are the user's expectations about their own programs
+	// (run --expect-exit, --expect-within, ...) and whether each held.
+	Expectations []ExpectationResult `json:"expectations,omitempty"`
 }
 
 // EventOut is an observed call, timed from the fault before it.

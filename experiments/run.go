@@ -154,13 +154,13 @@ func RunCase(c *Case, cfg Config) Result {
 		}, func() {
 			for _, p := range []*program{client, server} {
 				if p != nil {
-					p.stop()
+					p.stop(stoppedEnd)
 				}
 			}
 		})
 	}
 	res := r.result(err)
-	reportOwn(&res, client, server)
+	reportOwn(&res, cfg.BYO, client, server)
 	res.WallMS = ms(time.Since(began))
 	res.OverheadMS = res.WallMS - res.FloorMS
 	return res

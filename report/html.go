@@ -50,7 +50,7 @@ func HTML(w io.Writer, d Document) error {
 		}
 		page.Cases = append(page.Cases, c)
 	}
-	for _, v := range []string{experiments.Match, experiments.Observed, experiments.Mismatch, experiments.Error} {
+	for _, v := range []string{experiments.Match, experiments.Observed, experiments.Pass, experiments.Mismatch, experiments.Fail, experiments.Error} {
 		if counts[v] > 0 {
 			page.Counts = append(page.Counts, fmt.Sprintf("%d %s", counts[v], v))
 		}
@@ -126,8 +126,8 @@ type htmlProgram struct {
 func programStatus(pr *experiments.Program) string {
 	status := "still running when the lab was removed"
 	switch {
-	case pr.TimedOut:
-		status = "stopped: still running after --client-timeout"
+	case pr.Stopped != "":
+		status = "stopped: still running " + pr.Stopped
 	case pr.Signal != "":
 		status = "killed by " + pr.Signal
 	case pr.Exit != nil:

@@ -85,7 +85,10 @@ func TextWith(w io.Writer, r experiments.Result, o TextOptions) {
 			programText(w, pr.label, pr.p)
 		}
 	}
+	expectationsText(w, r)
 	switch r.Verdict {
+	case experiments.Pass, experiments.Fail:
+		verdictText(w, r)
 	case experiments.Observed:
 		p("verdict   OBSERVED: your programs ran under the fault; there is no declared\n          expectation for them, only what they did\n")
 	case experiments.Match:
@@ -208,6 +211,8 @@ func decisive(r experiments.Result) (textbook, observed string) {
 		switch {
 		case pr.TimedOut:
 			observed = "client timed out"
+		case pr.Stopped != "":
+			observed = "client stopped"
 		case pr.Signal != "":
 			observed = "client " + pr.Signal
 		case pr.Exit != nil:
@@ -282,7 +287,7 @@ func SummaryTable(w io.Writer, sums []Summary) {
 	fmt.Fprintf(w, "%s\n", strings.Repeat("-", 80))
 	for _, s := range sums {
 		var other []string
-		for _, v := range []string{experiments.Mismatch, experiments.Error} {
+		for _, v := range []string{experiments.Mismatch, experiments.Error, experiments.Pass, experiments.Fail} {
 			if s.Verdict[v] > 0 {
 				other = append(other, fmt.Sprintf("%s %d", v, s.Verdict[v]))
 			}

@@ -2,12 +2,13 @@
 # Installs, from the distribution's packages, the programs the tests use and
 # that a fresh machine may lack: tcpdump (an independent reader of the pcap
 # files), chromium (opens the HTML report), curl and python3 (real
-# third-party client and server). tcplab itself needs none of them.
+# third-party client and server), xmllint (checks the JUnit files against
+# their schema). tcplab itself needs none of them.
 # Run as root; prints what it installs; does nothing when all are present.
 set -euo pipefail
 
 missing=()
-for pair in tcpdump:tcpdump chromium:chromium curl:curl python3:python3; do
+for pair in tcpdump:tcpdump chromium:chromium curl:curl python3:python3 xmllint:libxml2-utils; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -84,7 +84,7 @@ func TestCompletionBash(t *testing.T) {
 		{[]string{"fault", "--p"}, []string{"--port"}},
 		{[]string{"exec", "demo", "r"}, []string{"router"}},
 		{[]string{"exec", "demo", "client", "--", "xyzzy-no-such-command"}, nil},
-		{[]string{"matrix", "--"}, []string{"--help", "--json", "--family", "--parallel"}},
+		{[]string{"matrix", "--"}, []string{"--help", "--json", "--family", "--parallel", "--junit"}},
 		{[]string{"completion", ""}, []string{"bash", "zsh", "fish"}},
 		{[]string{"nosuchverb", ""}, nil},
 		{[]string{"--v"}, []string{"--version"}},

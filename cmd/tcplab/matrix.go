@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/tcplab/tcplab/experiments"
+	"github.com/tcplab/tcplab/report"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,6 +27,7 @@ func matrixCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the cells as JSON"},
 			&cli.StringFlag{Name: "family", Value: "both", Usage: "address family: 4, 6 or `both`"},
 			&cli.IntFlag{Name: "parallel", Value: 12, Usage: "run up to `N` cells at once"},
+			junitFlag(),
 		},
 		Before: needRoot,
 		Action: func(c *cli.Context) error {
@@ -39,8 +42,13 @@ func matrixCommand() *cli.Command {
 			if p < 1 || p > 64 {
 				return usagef("--parallel %d: give a number from 1 to 64", p)
 			}
+			junitPath, err := junitFile(c)
+			if err != nil {
+				return err
+			}
 			stop := onInterrupt()
 			defer stop()
+			started := time.Now()
 			jobs := experiments.MatrixJobs(families)
 			results := experiments.RunJobs(jobs, experiments.Config{}, p, nil)
 			cells := make([]experiments.Cell, len(jobs))
@@ -60,6 +68,12 @@ func matrixCommand() *cli.Command {
 				}
 			} else {
 				matrixTable(c.App.Writer, cells)
+			}
+			if junitPath != "" {
+				doc := report.Document{Tool: "tcplab", Version: version, Kernel: kernelRelease(), Results: results}
+				if err := report.WriteJUnit(junitPath, doc, junitOptions("tcplab matrix", started)); err != nil {
+					return cli.Exit(oneLine(err.Error()), exitMismatch)
+				}
 			}
 			if bad {
 				return cli.Exit("", exitMismatch)

@@ -22,8 +22,9 @@ func runCommand() *cli.Command {
 		Usage:     "run cases (or a group: all, first, second) and report textbook, Linux expectation, observation and verdict",
 		ArgsUsage: "CASE... | all | first | second",
 		Description: "Each case gets its own lab, built before and removed after it.\n" +
-			"Exit status: 0 when every verdict is match, 1 otherwise, 2 for usage or environment errors.",
-		Flags: []cli.Flag{
+			"With --client-cmd or --server-cmd the verdict is observed; with an --expect-... flag as well, pass or fail.\n" +
+			"Exit status: 0 when every verdict is match, observed or pass, 1 otherwise, 2 for usage or environment errors.",
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout instead of the text report"},
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "run each case `N` times and summarise verdicts and times"},
 			&cli.IntFlag{Name: "parallel", Value: 16, Usage: "run up to `N` cases at once, each on its own lab (reports still print in catalogue order)"},
@@ -37,7 +38,8 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "pcap", Usage: "write one pcap file per capture point per case run into `DIR` (created if missing)"},
 			&cli.StringFlag{Name: "html", Usage: "also write the whole run as one self-contained HTML report to `FILE`"},
 			&cli.DurationFlag{Name: "grace", Value: experiments.DefaultGrace, Usage: "shutdown grace period between SIGTERM and SIGKILL (host-shutdown)"},
-		},
+			junitFlag(),
+		}, expectFlags()...),
 		Before: needRoot,
 		Action: runAction,
 	}
@@ -81,9 +83,17 @@ func runAction(c *cli.Context) error {
 			return usageError(err)
 		}
 	}
+	junitPath, err := junitFile(c)
+	if err != nil {
+		return err
+	}
+	expect, err := expectations(c)
+	if err != nil {
+		return err
+	}
 	cfg := experiments.Config{KernelDefaults: c.Bool("kernel-defaults"), Grace: grace, NoCapture: c.Bool("no-capture")}
 	if c.IsSet("server-cmd") || c.IsSet("client-cmd") {
-		b := experiments.BYO{ServerCmd: c.String("server-cmd"), ClientCmd: c.String("client-cmd"), ClientTimeout: c.Duration("client-timeout")}
+		b := experiments.BYO{ServerCmd: c.String("server-cmd"), ClientCmd: c.String("client-cmd"), ClientTimeout: c.Duration("client-timeout"), Expect: expect}
 		if (c.IsSet("server-cmd") && strings.TrimSpace(b.ServerCmd) == "") || (c.IsSet("client-cmd") && strings.TrimSpace(b.ClientCmd) == "") {
 			return usagef("--server-cmd and --client-cmd need a command")
 		}
@@ -100,6 +110,7 @@ func runAction(c *cli.Context) error {
 	if grace == 0 {
 		cfg.Grace = time.Nanosecond // SIGKILL straight after SIGTERM
 	}
+	started := time.Now()
 	out := c.App.Writer
 	live := newProgress(os.Stderr)
 	cfg.Progress = live.update
@@ -129,7 +140,7 @@ func runAction(c *cli.Context) error {
 				pcapErr = err
 			}
 		}
-		if !c.Bool("json") && (count == 1 || (r.Verdict != experiments.Match && r.Verdict != experiments.Observed)) {
+		if !c.Bool("json") && (count == 1 || verdictFails(r.Verdict)) {
 			report.TextWith(out, r, report.TextOptions{Color: report.WantColor(out)})
 		}
 	})
@@ -155,11 +166,17 @@ func runAction(c *cli.Context) error {
 			return cli.Exit(oneLine(err.Error()), exitMismatch)
 		}
 	}
+	if junitPath != "" {
+		doc := report.Document{Tool: "tcplab", Version: version, Kernel: kernelRelease(), Results: results}
+		if err := report.WriteJUnit(junitPath, doc, junitOptions("tcplab run", started)); err != nil {
+			return cli.Exit(oneLine(err.Error()), exitMismatch)
+		}
+	}
 	if pcapErr != nil {
 		return cli.Exit(pcapErr.Error(), exitMismatch)
 	}
 	for _, r := range results {
-		if r.Verdict != experiments.Match && r.Verdict != experiments.Observed {
+		if verdictFails(r.Verdict) {
 			return cli.Exit("", exitMismatch)
 		}
 	}
