@@ -128,8 +128,9 @@ var _ = register(&Case{
 				Match: beforeOnConn(and(tcpFromClient(a, t.Port+1), syn), func(p Pkt) bool { return p.Proto == "tcp" && p.Src == a.client && p.Flags.Has(capture.SYN) }), Max: 0},
 		}
 	},
-	// Own: none. The case is the built-in client's own connects against
-	// a port range it exhausts itself, one call at a time.
+	// Own: the client's narrowed port range is the fault, in force before
+	// your client starts: see how it behaves when connect runs out of ports.
+	Own: &Own{Listener: true},
 })
 
 // clientTimeWait waits until the client has n sockets in TIME_WAIT towards
