@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/topology"
@@ -184,7 +185,12 @@ func (r *Run) timeWaitOn(port, sock int, reuse, serverFirst bool) error {
 func (r *Run) restartServer(port int) error {
 	old := r.Server
 	old.in.Close()
-	<-old.Exited()
+	select {
+	case <-old.Exited():
+	case <-time.After(r.limit):
+		old.Kill()
+		return fmt.Errorf("the server agent did not exit when its input closed")
+	}
 	r.mark(topology.Server, fmt.Sprintf("the server process exits (its sockets on port %d closed)", port), true)
 	p, err := StartPeer(r.Lab.Server)
 	if err != nil {
