@@ -18,7 +18,7 @@ import (
 var _ = register(&Case{
 	ID: "listen-overflow", No: 15,
 	Title:    "The listener's accept queue is full",
-	Summary:  "the server never accepts; a SYN finding the queue full is dropped, a handshake finishing into it leaves the client connected to nothing (tcp_abort_on_overflow=1: a RST)",
+	Summary:  "the accept queue is full: SYNs are dropped, and a handshake completing into it leaves the client connected to nothing",
 	Trigger:  "the server listens with backlog 1 and never accepts; its listener queues a connection when its first data arrives (TCP_DEFER_ACCEPT, 1 s), so one handshake can stay open while others fill the queue, as with clients connecting at once; the client opens four connections and writes on each; then again with net.ipv4.tcp_abort_on_overflow=1",
 	Textbook: "UNP 4.5: when the listener's queues are full, BSD ignores the SYN, sending no RST (a RST would make the client give up on what may be a passing condition): the client retransmits its SYN and, if the queue never drains, connect times out. A connection whose handshake completed is queued for accept.",
 	Linux: func(t Timing) string {

@@ -16,7 +16,7 @@ import (
 var _ = register(&Case{
 	ID: "time-wait-bind", No: 18,
 	Title:    "Restarting a server while its old connection is in TIME_WAIT",
-	Summary:  "a restarted server binds its port while the old connection is in TIME_WAIT: EADDRINUSE unless both old and new sockets set SO_REUSEADDR",
+	Summary:  "a restarted server's bind meets its old connection in TIME_WAIT: EADDRINUSE unless old and new sockets set SO_REUSEADDR",
 	Trigger:  "the server closes first (its end goes to TIME_WAIT) and its process exits; a new server binds the same port without and with SO_REUSEADDR; again with an old server that did not set SO_REUSEADDR; and once where the client closed first",
 	Textbook: "UNP 7.5: the side that closes first keeps TIME_WAIT for 2 MSL, and a new server's bind to the port fails with EADDRINUSE unless it sets SO_REUSEADDR, which lets it bind while connections on the port still exist. Where the client closed first, the server has no TIME_WAIT and bind succeeds.",
 	Linux: func(Timing) string {
