@@ -55,9 +55,9 @@ var _ = register(&Case{
 			call("server", "listen", "ok"),
 		}
 	},
-	Why: "A TIME_WAIT socket keeps its port in the bind hash (inet_twsk_hashdance) and copies the closed socket's SO_REUSEADDR flag (tw_reuse = sk_reuse, " +
+	Why: "A TIME_WAIT socket keeps its port in the bind hash (inet_twsk_hashdance_schedule) and copies the closed socket's SO_REUSEADDR flag (tw_reuse = sk_reuse, " +
 		"in inet_twsk_alloc; an accepted socket inherits it from its listener). bind's conflict check, inet_csk_bind_conflict, lets a socket share the port " +
-		"with a TIME_WAIT socket only when both have the flag (inet_bind_conflict: sk->sk_reuse && sk2->sk_reuse && sk2 not listening), where BSD's " +
+		"with a TIME_WAIT socket only when both have the flag (inet_bind_conflict: sk->sk_reuse && sk2->sk_reuse && sk2 not listening), where 4.4BSD's " +
 		"in_pcbbind asks it of the new socket alone. So on Linux SO_REUSEADDR must be set by the server that leaves TIME_WAIT behind as well as by the one that " +
 		"binds after it; every common server sets it on its listener, which is why the difference rarely shows.",
 	Settings: noTimer,
