@@ -58,8 +58,8 @@ var _ = register(&Case{
 		"After tcp_synack_retries (5: 63 s) the server gives the request up, and the client's next retransmission reaches a bare listener, which answers it " +
 		"with a RST (tcp_rcv_state_process in LISTEN; --kernel-defaults shows it). net.ipv4.tcp_abort_on_overflow=1 (listen_overflow in tcp_check_req) " +
 		"resets such a connection at once instead (TcpExt:EmbryonicRsts). The backlog is counted differently too: BSD lets the two queues together hold " +
-		"1.5 times the backlog (UNP figure 4.10); Linux lets backlog + 1 connections wait for accept (sk_acceptq_is_full compares with >) and holds up to " +
-		"backlog requests in its handshake queue beyond which, with net.ipv4.tcp_syncookies, it answers SYNs with cookies (inet_csk_reqsk_queue_is_full).",
+		"1.5 times the backlog (UNP figure 4.10); Linux lets backlog + 1 connections wait for accept (sk_acceptq_is_full compares with >), and as many " +
+		"requests wait in its handshake queue before, with net.ipv4.tcp_syncookies, further SYNs are answered with cookies (inet_csk_reqsk_queue_is_full).",
 	Settings: func(cfg Config) Settings {
 		n := 1
 		if cfg.KernelDefaults {
