@@ -14,7 +14,7 @@ import (
 var _ = register(&Case{
 	ID: "close-unread", No: 14,
 	Title:    "Server closes with unread data",
-	Summary:  "the server answers a request it never read and closes: a RST instead of a FIN; the client reads what was sent before it, then ECONNRESET",
+	Summary:  "the server closes with a request unread: a RST, not a FIN; the client reads what was sent before it, then ECONNRESET",
 	Trigger:  "the client sends a request; the server sees it arrive (poll), never reads it, writes a response and closes; the client reads at once; on a second connection only after the RST has arrived; on a third, likewise, with a response larger than the client's window",
 	Textbook: "RFC 1122 4.2.2.13 and RFC 2525 2.17: a close with unread received data sends a RST, not a FIN. The peer's TCP may discard what it was sent just before: a client that reads before the RST arrives gets the response, one that reads after loses it and sees only ECONNRESET (the lost response of HTTP servers).",
 	Linux: func(Timing) string {

@@ -18,7 +18,7 @@ import (
 var _ = register(&Case{
 	ID: "listen-overflow", No: 15,
 	Title:    "The listener's accept queue is full",
-	Summary:  "the server never accepts; a SYN finding the queue full is dropped, a handshake finishing into it leaves the client connected to nothing (tcp_abort_on_overflow=1: a RST)",
+	Summary:  "the accept queue is full: SYNs are dropped, and a handshake completing into it leaves the client connected to nothing",
 	Trigger:  "the server listens with backlog 1 and never accepts; its listener queues a connection when its first data arrives (TCP_DEFER_ACCEPT, 1 s), so one handshake can stay open while others fill the queue, as with clients connecting at once; the client opens four connections and writes on each; then again with net.ipv4.tcp_abort_on_overflow=1",
 	Textbook: "UNP 4.5: when the listener's queues are full, BSD ignores the SYN, sending no RST (a RST would make the client give up on what may be a passing condition): the client retransmits its SYN and, if the queue never drains, connect times out. A connection whose handshake completed is queued for accept.",
 	Linux: func(t Timing) string {
@@ -55,7 +55,11 @@ var _ = register(&Case{
 		"the request is kept and marked acked, so the server goes on retransmitting its SYN-ACK (reqsk_timer_handler, net.ipv4.tcp_synack_retries) in case " +
 		"the queue drains, while the client, ESTABLISHED since the SYN-ACK, has seen connect and send succeed and retransmits data nobody takes. " +
 		"BSD, which counts incomplete and completed connections against one limit, never accepts a SYN it could not queue. " +
-		"net.ipv4.tcp_abort_on_overflow=1 (listen_overflow in tcp_check_req) resets such a connection instead (TcpExt:EmbryonicRsts).",
+		"After tcp_synack_retries (5: 63 s) the server gives the request up, and the client's next retransmission reaches a bare listener, which answers it " +
+		"with a RST (tcp_rcv_state_process in LISTEN; --kernel-defaults shows it). net.ipv4.tcp_abort_on_overflow=1 (listen_overflow in tcp_check_req) " +
+		"resets such a connection at once instead (TcpExt:EmbryonicRsts). The backlog is counted differently too: BSD lets the two queues together hold " +
+		"1.5 times the backlog (UNP figure 4.10); Linux lets backlog + 1 connections wait for accept (sk_acceptq_is_full compares with >), and as many " +
+		"requests wait in its handshake queue before, with net.ipv4.tcp_syncookies, further SYNs are answered with cookies (inet_csk_reqsk_queue_is_full).",
 	Settings: func(cfg Config) Settings {
 		n := 1
 		if cfg.KernelDefaults {

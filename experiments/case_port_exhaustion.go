@@ -19,7 +19,7 @@ const exhaustLow, exhaustHigh = 40000, 40001
 var _ = register(&Case{
 	ID: "port-exhaustion", No: 19,
 	Title:    "The client runs out of ephemeral ports",
-	Summary:  "with two ephemeral ports, a third connect to the same server port fails with EADDRNOTAVAIL, sending nothing, while the ports are open or in TIME_WAIT",
+	Summary:  "two ephemeral ports, open or in TIME_WAIT: a third connect to the same server port fails with EADDRNOTAVAIL, sending nothing",
 	Trigger:  fmt.Sprintf("the client's net.ipv4.ip_local_port_range is %d %d; two connections open, a third connect (and a bind to port 0); the client closes both (TIME_WAIT) and connects again; then a connect to another server port", exhaustLow, exhaustHigh),
 	Textbook: "Each connection to one server address and port needs its own local port, and TIME_WAIT holds a port for 2 MSL after the active close; with no port free, connect fails with EADDRNOTAVAIL.",
 	Linux: func(Timing) string {
@@ -128,8 +128,9 @@ var _ = register(&Case{
 				Match: beforeOnConn(and(tcpFromClient(a, t.Port+1), syn), func(p Pkt) bool { return p.Proto == "tcp" && p.Src == a.client && p.Flags.Has(capture.SYN) }), Max: 0},
 		}
 	},
-	// Own: none. The case is the built-in client's own connects against
-	// a port range it exhausts itself, one call at a time.
+	// Own: the client's narrowed port range is the fault, in force before
+	// your client starts: see how it behaves when connect runs out of ports.
+	Own: &Own{Listener: true},
 })
 
 // clientTimeWait waits until the client has n sockets in TIME_WAIT towards

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tcplab/tcplab/capture"
 	"github.com/tcplab/tcplab/topology"
@@ -15,7 +16,7 @@ import (
 var _ = register(&Case{
 	ID: "time-wait-bind", No: 18,
 	Title:    "Restarting a server while its old connection is in TIME_WAIT",
-	Summary:  "a restarted server binds its port while the old connection is in TIME_WAIT: EADDRINUSE unless both old and new sockets set SO_REUSEADDR",
+	Summary:  "a restarted server's bind meets its old connection in TIME_WAIT: EADDRINUSE unless old and new sockets set SO_REUSEADDR",
 	Trigger:  "the server closes first (its end goes to TIME_WAIT) and its process exits; a new server binds the same port without and with SO_REUSEADDR; again with an old server that did not set SO_REUSEADDR; and once where the client closed first",
 	Textbook: "UNP 7.5: the side that closes first keeps TIME_WAIT for 2 MSL, and a new server's bind to the port fails with EADDRINUSE unless it sets SO_REUSEADDR, which lets it bind while connections on the port still exist. Where the client closed first, the server has no TIME_WAIT and bind succeeds.",
 	Linux: func(Timing) string {
@@ -54,9 +55,9 @@ var _ = register(&Case{
 			call("server", "listen", "ok"),
 		}
 	},
-	Why: "A TIME_WAIT socket keeps its port in the bind hash (inet_twsk_hashdance) and copies the closed socket's SO_REUSEADDR flag (tw_reuse = sk_reuse, " +
+	Why: "A TIME_WAIT socket keeps its port in the bind hash (inet_twsk_hashdance_schedule) and copies the closed socket's SO_REUSEADDR flag (tw_reuse = sk_reuse, " +
 		"in inet_twsk_alloc; an accepted socket inherits it from its listener). bind's conflict check, inet_csk_bind_conflict, lets a socket share the port " +
-		"with a TIME_WAIT socket only when both have the flag (inet_bind_conflict: sk->sk_reuse && sk2->sk_reuse && sk2 not listening), where BSD's " +
+		"with a TIME_WAIT socket only when both have the flag (inet_bind_conflict: sk->sk_reuse && sk2->sk_reuse && sk2 not listening), where 4.4BSD's " +
 		"in_pcbbind asks it of the new socket alone. So on Linux SO_REUSEADDR must be set by the server that leaves TIME_WAIT behind as well as by the one that " +
 		"binds after it; every common server sets it on its listener, which is why the difference rarely shows.",
 	Settings: noTimer,
@@ -184,7 +185,12 @@ func (r *Run) timeWaitOn(port, sock int, reuse, serverFirst bool) error {
 func (r *Run) restartServer(port int) error {
 	old := r.Server
 	old.in.Close()
-	<-old.Exited()
+	select {
+	case <-old.Exited():
+	case <-time.After(r.limit):
+		old.Kill()
+		return fmt.Errorf("the server agent did not exit when its input closed")
+	}
 	r.mark(topology.Server, fmt.Sprintf("the server process exits (its sockets on port %d closed)", port), true)
 	p, err := StartPeer(r.Lab.Server)
 	if err != nil {

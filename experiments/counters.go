@@ -63,8 +63,9 @@ func (w counterWant) want() string {
 }
 
 // snmpCounters reads every counter of the calling thread's namespace
-// from /proc/thread-self/net/netstat and snmp (and snmp6), named as nstat
-// names them: "TcpExt:ListenOverflows", "Tcp:AttemptFails".
+// from /proc/thread-self/net/netstat and snmp, named as nstat names them:
+// "TcpExt:ListenOverflows", "Tcp:AttemptFails". TCP's counters there count
+// both families.
 func snmpCounters() (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, f := range []string{"netstat", "snmp"} {

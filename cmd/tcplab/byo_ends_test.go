@@ -130,3 +130,26 @@ c.close()`)
 		t.Errorf("curl against the built-in server's abortive close: exit %d, %s; server segments %v", exit, stderr, segs)
 	}
 }
+
+// TestOwnClientOutOfPorts: the client's narrowed port range applies to the
+// user's own client: its third connection to the server port fails with
+// EADDRNOTAVAIL ("Cannot assign requested address").
+func TestOwnClientOutOfPorts(t *testing.T) {
+	labtest.Privileged(t)
+	needTools(t, "python3")
+	client := `exec python3 -c '
+import os, socket
+addr = os.environ["TCPLAB_SERVER_ADDR"]
+held = []
+for i in range(3):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+    s.connect((addr, int(os.environ["TCPLAB_SERVER_PORT"])))
+    held.append(s)
+'`
+	for _, family := range []string{"4", "6"} {
+		exit, stderr, _ := serverSegments(t, family, "port-exhaustion", "--client-cmd", client)
+		if exit != 1 || !strings.Contains(stderr, "Errno 99") {
+			t.Errorf("IPv%s: a third connection with two ports: exit %d, %s", family, exit, stderr)
+		}
+	}
+}
