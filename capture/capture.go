@@ -1,6 +1,8 @@
 // Package capture records the frames seen on a network interface inside a
 // network namespace, decodes them into short summaries and writes them as
-// classic pcap files.
+// classic pcap files. It is also the one home of the packet vocabulary the
+// rest imports: ICMP and ICMPv6 type and code names (icmp.go) and TCP flags
+// as a typed value (TCPFlags).
 //
 // Capturing uses a plain AF_PACKET socket (no libpcap, no cgo, no external
 // tools): the socket is created inside the namespace and bound to a single

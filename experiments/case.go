@@ -1,6 +1,11 @@
-// Package experiments holds the registry of cases and runs them: each case
-// is a value with its textbook and Linux expectations declared beside the
-// steps that reproduce it on a real lab.
+// Package experiments holds the catalogue and runs it. Each case is one
+// file (case_*.go) registering one value: its textbook account, its Linux
+// expectation stated as what differs from the textbook, the explanation,
+// its timer settings, the steps that reproduce it on a real lab, its packet
+// checks and how it runs with the user's own programs. A run completes its
+// configuration once (Config.Complete), computes the case's settings once
+// and predicts from what it measured (Settings.Predict), with the built-in
+// agents or the user's programs on one course.
 package experiments
 
 import (

@@ -1,4 +1,7 @@
-// Package report renders results as text or JSON. It never runs a case.
+// Package report renders results: text with ladder diagrams, JSON, HTML,
+// JUnit XML and pcap files. It reads results and capture's types only: it
+// never runs a case, and knows neither the lab (topology) nor the faults
+// (impair).
 package report
 
 import (

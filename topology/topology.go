@@ -2,8 +2,12 @@
 //
 //	client ── veth ── router ── veth ── server
 //
-// It knows nothing of TCP cases. Every namespace and link it creates carries
-// the lab id, so labs never collide and leftovers can be found.
+// It is the one home of the lab's vocabulary and state: which address a
+// role has in a family and which role owns an address (Addr, RoleOf),
+// whether a lab exists, is ready and whose it is (Inspect), a node's
+// sockets (Node.Sockets) and its life in the lab (SetLink, Reboot). It
+// knows nothing of TCP cases or faults. Every namespace and link it creates
+// carries the lab id, so labs never collide and leftovers can be found.
 package topology
 
 import (
