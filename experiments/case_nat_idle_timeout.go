@@ -25,12 +25,12 @@ const natConnIdle, natConnKa = 0, 1
 // short established timeout, and masquerading. It is the lab's setting,
 // noted in the timeline; the fault is the tracker forgetting a connection.
 func (r *Run) natSetup() error {
-	o := r.opts()
-	o.Timeout = ctTimeout
+	// Both apply to every family: the router is a NAT gateway for both.
+	o := impair.Options{Timeout: ctTimeout}
 	for _, f := range []struct {
 		f impair.Fault
 		o impair.Options
-	}{{impair.Stateful, o}, {impair.Masquerade, r.opts()}} {
+	}{{impair.Stateful, o}, {impair.Masquerade, impair.Options{}}} {
 		if _, err := f.f.Apply(r.Lab, f.o); err != nil {
 			return err
 		}

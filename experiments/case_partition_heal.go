@@ -85,7 +85,7 @@ var _ = register(&Case{
 		if err := r.Begin(r.Server, syscallCmd("recv")); err != nil {
 			return err
 		}
-		if err := r.Inject(impair.Partition, r.opts()); err != nil {
+		if err := r.Inject(impair.Partition, r.familyOpts()); err != nil {
 			return err
 		}
 		if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
@@ -98,7 +98,7 @@ var _ = register(&Case{
 		if _, err := r.Finish(r.Server, "recv"); err != nil {
 			return err
 		}
-		if err := r.Inject(impair.Partition, r.opts()); err != nil {
+		if err := r.Inject(impair.Partition, r.familyOpts()); err != nil {
 			return err
 		}
 		if err := r.sendThenRecv(); err != nil {
@@ -129,5 +129,5 @@ var _ = register(&Case{
 				Match: and(tcpFromClient(a, t.Port), hasFlag(capture.RST)), Min: 1, Max: 1},
 		}
 	},
-	Own: &Own{Listener: true, After: func(r *Run) error { return r.Inject(impair.Partition, r.opts()) }},
+	Own: &Own{Listener: true, After: func(r *Run) error { return r.Inject(impair.Partition, r.familyOpts()) }},
 })

@@ -181,7 +181,7 @@ var _ = register(&Case{
 		if err := r.onePacketPerSegment(); err != nil {
 			return err
 		}
-		mo := r.opts()
+		mo := impair.Options{}
 		if _, err := impair.MTU.Apply(r.Lab, mo); err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ var _ = register(&Case{
 			_, err := r.Call(r.Client, Cmd{Op: "recv", Sock: i})
 			return err
 		}
-		if err := r.Inject(impair.DropTooBig, r.opts()); err != nil {
+		if err := r.Inject(impair.DropTooBig, r.familyOpts()); err != nil {
 			return err
 		}
 		if err := transfer(pmtuConnBlackhole, false); err != nil {
@@ -253,9 +253,9 @@ var _ = register(&Case{
 		}
 	},
 	Own: &Own{Listener: true, Before: func(r *Run) error {
-		if err := r.Inject(impair.MTU, r.opts()); err != nil {
+		if err := r.Inject(impair.MTU, impair.Options{}); err != nil {
 			return err
 		}
-		return r.Inject(impair.DropTooBig, r.opts())
+		return r.Inject(impair.DropTooBig, r.familyOpts())
 	}},
 })

@@ -5,12 +5,17 @@ import (
 	"time"
 
 	"github.com/tcplab/tcplab/capture"
+	"github.com/tcplab/tcplab/impair"
 )
 
 // Steps and packet checks shared by the cases with several connections
 // (keepalive-crash, user-timeout, nat-idle-timeout, pmtu-blackhole): each
 // connection is bound to a local port of its own, so its packets can be
 // told apart in the captures.
+
+// familyOpts are a fault's options for the run's family alone, for the
+// faults that match no port.
+func (r *Run) familyOpts() impair.Options { return impair.Options{Family: r.Cfg.Family} }
 
 // connPort is the client's local port for connection i of a case.
 func connPort(i int) uint16 { return uint16(40000 + i) }

@@ -69,7 +69,11 @@ var Masquerade = Fault{
 // bytes (default 1280). The server's own end keeps 1500, as a server
 // behind a tunnel does: its SYN-ACK still advertises the MSS of a
 // 1500-byte link, so the client learns of the smaller MTU only from the
-// router's ICMP.
+// router's ICMP. Only data towards the server meets the smaller MTU: the
+// router's other end cannot be lowered alone, since a veth drops on
+// receipt, silently, a frame larger than its own MTU (__dev_forward_skb,
+// is_skb_forwardable), so the client's 1500-byte packets would vanish
+// before the router could answer them.
 var MTU = Fault{
 	Name: "mtu", Node: topology.Router,
 	Help: "the router's link to the server carries at most --mtu bytes (default 1280); the server's end keeps 1500",

@@ -110,7 +110,6 @@ func hostTracksLab(t *testing.T) bool {
 // next segment is dropped; clearing restores the path and the kernel's
 // timeout.
 func TestStatefulMasquerade(t *testing.T) {
-	t.Parallel()
 	l := newLab(t)
 	conns := serve(t, l)
 	apply(t, l, impair.Stateful, impair.Options{Timeout: time.Second})
@@ -233,7 +232,6 @@ const bigWrite = 4000
 // write still arrives (the router's ICMP teaches the client the path
 // MTU); clearing restores 1500.
 func TestMTU(t *testing.T) {
-	t.Parallel()
 	l := newLab(t)
 	conns := serve(t, l)
 	apply(t, l, impair.MTU, impair.Options{})
@@ -259,7 +257,6 @@ func TestMTU(t *testing.T) {
 // big) dropped, full-sized segments vanish and the write stalls; cleared,
 // the next retransmission draws the ICMP and the data arrives.
 func TestDropTooBig(t *testing.T) {
-	t.Parallel()
 	l := newLab(t)
 	conns := serve(t, l)
 	apply(t, l, impair.MTU, impair.Options{})
@@ -292,7 +289,6 @@ func TestDropTooBig(t *testing.T) {
 // (a new connection times out, data waits); healed, the retransmission
 // delivers the data.
 func TestPartition(t *testing.T) {
-	t.Parallel()
 	l := newLab(t)
 	conns := serve(t, l)
 	type pair struct{ client, server net.Conn }
