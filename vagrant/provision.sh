@@ -4,12 +4,15 @@
 #
 # Environment (all optional; the Vagrantfile forwards them from the host):
 #   http_proxy, https_proxy, no_proxy  proxy settings, kept for later logins
-#   TCPLAB_INSTALL_CHROMIUM=1          also install chromium (HTML report tests)
 #   TCPLAB_INSTALL_BUILD_ESSENTIAL=1   force a C toolchain (otherwise only when
 #                                      the Go code uses cgo or the Makefile -race)
 #   TCPLAB_DEBIAN_MIRROR               Debian mirror URI for the backports line
 #                                      (default: the one the box already uses)
 #   TCPLAB_REPO                        repository path in the VM (/vagrant)
+#
+# Besides Go and the build tools it installs the programs the tests use
+# (scripts/test-deps.sh --packages: tcpdump, chromium, curl, python3), so that
+# `make test` in the VM installs nothing.
 #
 # Extra CA certificates (PEM, *.crt or *.pem) are taken from
 # $TCPLAB_REPO/vagrant/ca-certificates/ and from /tmp/tcplab-extra-ca/ (where
@@ -146,8 +149,15 @@ fi
 if [[ $needs_cc == 1 ]]; then
 	packages+=(build-essential)
 fi
-if [[ ${TCPLAB_INSTALL_CHROMIUM:-0} == 1 ]]; then
-	packages+=(chromium)
+# The programs the tests use; `make test` would otherwise install them itself
+# (scripts/test-deps.sh), in the middle of a timed run.
+test_deps=$REPO/scripts/test-deps.sh
+test_packages=()
+if [[ -f $test_deps ]]; then
+	mapfile -t test_packages < <(bash "$test_deps" --packages)
+	packages+=("${test_packages[@]}")
+else
+	log "warning: $test_deps not found; make test will install the programs the tests use"
 fi
 
 log "installing: ${packages[*]}"
@@ -237,6 +247,10 @@ printf '    %-12s %s\n' \
 if [[ $needs_cc == 1 ]]; then
 	printf '    %-12s %s\n' "cc" "$(cc --version | head -n 1)"
 fi
-if [[ ${TCPLAB_INSTALL_CHROMIUM:-0} == 1 ]]; then
-	printf '    %-12s %s\n' "chromium" "$(chromium --version 2>/dev/null || echo installed)"
+if [[ ${#test_packages[@]} -gt 0 ]]; then
+	printf '    %-12s %s\n' \
+		"tcpdump" "$(tcpdump --version 2>&1 | head -n 1)" \
+		"chromium" "$(chromium --version 2>/dev/null || echo installed)" \
+		"curl" "$(curl --version | head -n 1)" \
+		"python3" "$(python3 --version)"
 fi
