@@ -12,7 +12,8 @@
 #
 # Besides Go and the build tools it installs the programs the tests use
 # (scripts/test-deps.sh --packages: tcpdump, chromium, curl, python3), so that
-# `make test` in the VM installs nothing.
+# `make test` in the VM installs nothing, and it fills Go's build cache for the
+# tests and for tcplab, so that `make test` and `make build` only link.
 #
 # Extra CA certificates (PEM, *.crt or *.pem) are taken from
 # $TCPLAB_REPO/vagrant/ca-certificates/ and from /tmp/tcplab-extra-ca/ (where
@@ -210,6 +211,19 @@ if [[ -f $REPO/go.mod ]]; then
 	fi
 	if ! (cd "$REPO" && HOME=/root go mod download); then
 		log "warning: go mod download failed; the tests will try again"
+	fi
+	# Compile the standard library, the dependencies, tcplab and every test
+	# package into root's build cache now: `make test` then only links, instead
+	# of compiling while the first packages' tests run (which starves their
+	# timing under software emulation), and `make build` (same tags) too.
+	# `-run '^$'` runs no test.
+	log "filling Go's build cache (go test -run '^\$' ./..., go build ./cmd/tcplab)"
+	cache_start=$SECONDS
+	if (cd "$REPO" && HOME=/root go test -count=1 -run '^$' ./... >/dev/null &&
+		HOME=/root go build -tags urfave_cli_no_docs -o /dev/null ./cmd/tcplab); then
+		log "build cache filled in $((SECONDS - cache_start)) s"
+	else
+		log "warning: could not fill the build cache; the tests will compile everything"
 	fi
 else
 	log "warning: $REPO/go.mod not found; is the synced folder there?"
