@@ -23,6 +23,10 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 REPO=${TCPLAB_REPO:-/vagrant}
 MARK="# managed by tcplab vagrant/provision.sh"
+# Left at the very end, when provisioning succeeded: vagrant/test.sh
+# provisions again while it is missing.
+DONE=/var/lib/tcplab/provisioned
+rm -f "$DONE"
 
 log() { printf '==> tcplab: %s\n' "$*"; }
 die() { printf '==> tcplab: error: %s\n' "$*" >&2; exit 1; }
@@ -268,3 +272,6 @@ if [[ ${#test_packages[@]} -gt 0 ]]; then
 		"curl" "$(curl --version | head -n 1)" \
 		"python3" "$(python3 --version)"
 fi
+
+install -d -m 0755 "${DONE%/*}"
+date -u '+%Y-%m-%dT%H:%M:%SZ' >"$DONE"
