@@ -7,6 +7,9 @@ BIN ?= ./tcplab
 CASE ?= first
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TESTFLAGS ?=
+# go test -parallel: how many tests of one package run at once (vagrant/test.sh
+# sets it from the VM's CPU count).
+PARALLEL ?= 20
 
 .PHONY: build test lint run kernel-defaults kernel-matrix clean vagrant-test
 
@@ -17,7 +20,7 @@ build:
 # The programs some tests use are installed first if missing.
 test:
 	$(SUDO) bash scripts/test-deps.sh
-	$(GO) test $(if $(SUDO),-exec sudo) -count=1 -parallel 20 $(TESTFLAGS) ./...
+	$(GO) test $(if $(SUDO),-exec sudo) -count=1 -parallel $(PARALLEL) $(TESTFLAGS) ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

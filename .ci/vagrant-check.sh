@@ -14,7 +14,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-scripts=(vagrant/provision.sh vagrant/test.sh vagrant/kernel-matrix.sh .ci/vagrant-check.sh)
+scripts=(vagrant/provision.sh vagrant/test.sh vagrant/kernel-matrix.sh scripts/test-deps.sh .ci/vagrant-check.sh)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -48,7 +48,7 @@ apt_install() {
 }
 
 # 1. syntax
-bash -n vagrant/provision.sh vagrant/test.sh
+bash -n vagrant/provision.sh vagrant/test.sh scripts/test-deps.sh
 bash -n .ci/vagrant-check.sh
 say "bash -n: ok"
 
@@ -114,7 +114,7 @@ overrides=(VAGRANT_BOX=local/bookworm VAGRANT_MEMORY=4096 VAGRANT_CPUS=1
 	LIBVIRT_DRIVER=qemu LIBVIRT_CPU_MODE=custom LIBVIRT_CPU_MODEL=qemu64
 	"VAGRANT_CA_DIR=$ca_dir" http_proxy=http://proxy.invalid:3128
 	https_proxy=http://proxy.invalid:3128 "no_proxy=localhost,127.0.0.1"
-	TCPLAB_INSTALL_CHROMIUM=1)
+	TCPLAB_INSTALL_BUILD_ESSENTIAL=1)
 validate "${overrides[@]}" || fail "vagrant validate (with overrides)"
 
 # Bad values must be refused.

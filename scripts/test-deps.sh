@@ -5,10 +5,22 @@
 # third-party client and server), xmllint (checks the JUnit files against
 # their schema). tcplab itself needs none of them.
 # Run as root; prints what it installs; does nothing when all are present.
+# With --packages it only prints the package names, one a line, whether
+# installed or not (vagrant/provision.sh installs them when it provisions).
 set -euo pipefail
 
+# command:package
+pairs=(tcpdump:tcpdump chromium:chromium curl:curl python3:python3 xmllint:libxml2-utils)
+
+if [ "${1:-}" = --packages ]; then
+	for pair in "${pairs[@]}"; do
+		printf '%s\n' "${pair#*:}"
+	done
+	exit 0
+fi
+
 missing=()
-for pair in tcpdump:tcpdump chromium:chromium curl:curl python3:python3 xmllint:libxml2-utils; do
+for pair in "${pairs[@]}"; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

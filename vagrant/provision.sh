@@ -4,12 +4,16 @@
 #
 # Environment (all optional; the Vagrantfile forwards them from the host):
 #   http_proxy, https_proxy, no_proxy  proxy settings, kept for later logins
-#   TCPLAB_INSTALL_CHROMIUM=1          also install chromium (HTML report tests)
 #   TCPLAB_INSTALL_BUILD_ESSENTIAL=1   force a C toolchain (otherwise only when
 #                                      the Go code uses cgo or the Makefile -race)
 #   TCPLAB_DEBIAN_MIRROR               Debian mirror URI for the backports line
 #                                      (default: the one the box already uses)
 #   TCPLAB_REPO                        repository path in the VM (/vagrant)
+#
+# Besides Go and the build tools it installs the programs the tests use
+# (scripts/test-deps.sh --packages: tcpdump, chromium, curl, python3), so that
+# `make test` in the VM installs nothing, and it fills Go's build cache for the
+# tests and for tcplab, so that `make test` and `make build` only link.
 #
 # Extra CA certificates (PEM, *.crt or *.pem) are taken from
 # $TCPLAB_REPO/vagrant/ca-certificates/ and from /tmp/tcplab-extra-ca/ (where
@@ -19,6 +23,10 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 REPO=${TCPLAB_REPO:-/vagrant}
 MARK="# managed by tcplab vagrant/provision.sh"
+# Left at the very end, when provisioning succeeded: vagrant/test.sh
+# provisions again while it is missing.
+DONE=/var/lib/tcplab/provisioned
+rm -f "$DONE"
 
 log() { printf '==> tcplab: %s\n' "$*"; }
 die() { printf '==> tcplab: error: %s\n' "$*" >&2; exit 1; }
@@ -146,8 +154,15 @@ fi
 if [[ $needs_cc == 1 ]]; then
 	packages+=(build-essential)
 fi
-if [[ ${TCPLAB_INSTALL_CHROMIUM:-0} == 1 ]]; then
-	packages+=(chromium)
+# The programs the tests use; `make test` would otherwise install them itself
+# (scripts/test-deps.sh), in the middle of a timed run.
+test_deps=$REPO/scripts/test-deps.sh
+test_packages=()
+if [[ -f $test_deps ]]; then
+	mapfile -t test_packages < <(bash "$test_deps" --packages)
+	packages+=("${test_packages[@]}")
+else
+	log "warning: $test_deps not found; make test will install the programs the tests use"
 fi
 
 log "installing: ${packages[*]}"
@@ -201,6 +216,19 @@ if [[ -f $REPO/go.mod ]]; then
 	if ! (cd "$REPO" && HOME=/root go mod download); then
 		log "warning: go mod download failed; the tests will try again"
 	fi
+	# Compile the standard library, the dependencies, tcplab and every test
+	# package into root's build cache now: `make test` then only links, instead
+	# of compiling while the first packages' tests run (which starves their
+	# timing under software emulation), and `make build` (same tags) too.
+	# `-run '^$'` runs no test.
+	log "filling Go's build cache (go test -run '^\$' ./..., go build ./cmd/tcplab)"
+	cache_start=$SECONDS
+	if (cd "$REPO" && HOME=/root go test -count=1 -run '^$' ./... >/dev/null &&
+		HOME=/root go build -tags urfave_cli_no_docs -o /dev/null ./cmd/tcplab); then
+		log "build cache filled in $((SECONDS - cache_start)) s"
+	else
+		log "warning: could not fill the build cache; the tests will compile everything"
+	fi
 else
 	log "warning: $REPO/go.mod not found; is the synced folder there?"
 fi
@@ -237,6 +265,13 @@ printf '    %-12s %s\n' \
 if [[ $needs_cc == 1 ]]; then
 	printf '    %-12s %s\n' "cc" "$(cc --version | head -n 1)"
 fi
-if [[ ${TCPLAB_INSTALL_CHROMIUM:-0} == 1 ]]; then
-	printf '    %-12s %s\n' "chromium" "$(chromium --version 2>/dev/null || echo installed)"
+if [[ ${#test_packages[@]} -gt 0 ]]; then
+	printf '    %-12s %s\n' \
+		"tcpdump" "$(tcpdump --version 2>&1 | head -n 1)" \
+		"chromium" "$(chromium --version 2>/dev/null || echo installed)" \
+		"curl" "$(curl --version | head -n 1)" \
+		"python3" "$(python3 --version)"
 fi
+
+install -d -m 0755 "${DONE%/*}"
+date -u '+%Y-%m-%dT%H:%M:%SZ' >"$DONE"
