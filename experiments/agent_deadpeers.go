@@ -15,6 +15,7 @@ const stillWaiting = "still waiting"
 func init() {
 	extraOps["recv-wait"] = recvWait
 	extraOps["recv-all"] = recvAll
+	extraOps["idle-since"] = idleSince
 }
 
 // bindLocal binds a socket about to connect to a local port (0: none).
@@ -96,5 +97,18 @@ func recvAll(a *agent, c Cmd) Event {
 		ev.Result = "eof"
 	}
 	ev.Signal = a.signalWith(err)
+	return ev
+}
+
+// idleSince reports, in N, how many milliseconds ago the connection last
+// received a segment (TCP_INFO's last_data_recv and last_ack_recv, the
+// times keepalive_time_elapsed counts from), as of End.
+func idleSince(a *agent, c Cmd) Event {
+	ev := Event{Syscall: "idle-since", Start: now()}
+	ti, err := unix.GetsockoptTCPInfo(a.conn(c), unix.IPPROTO_TCP, unix.TCP_INFO)
+	ev.End, ev.Result = now(), ErrnoName(err)
+	if err == nil {
+		ev.N = int(min(ti.Last_data_recv, ti.Last_ack_recv))
+	}
 	return ev
 }

@@ -227,6 +227,10 @@ type Measured struct {
 	// RTO is the retransmission timeout the kernel set for the client's
 	// connection (TCP_INFO after connect); zero when not known.
 	RTO time.Duration
+	// IdleBeforeFault is how long the case's timed connection had been
+	// idle (nothing received, TCP_INFO) when the fault came: an idle timer
+	// (keepalive) counts from there, not from the fault.
+	IdleBeforeFault time.Duration
 }
 
 // Timing is what the timers in force predict, given what was measured.
@@ -245,20 +249,23 @@ type Timing struct {
 	Basis string
 	// RTO is the largest retransmission timeout the prediction allows.
 	RTO time.Duration
+	// IdleBeforeFault is Measured's: idle timers fire that much sooner
+	// after the fault.
+	IdleBeforeFault time.Duration
 }
 
 // Predict applies the settings' timer model to what was measured: without
 // a measured RTO, to the range a lab connection gets.
 func (s Settings) Predict(m Measured) Timing {
 	if s.predict == nil {
-		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis}
+		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis, IdleBeforeFault: m.IdleBeforeFault}
 	}
 	rto := rtoRange
 	if m.RTO > 0 {
 		rto = [2]time.Duration{m.RTO, m.RTO + 30*time.Millisecond}
 	}
 	t := s.predict(rto)
-	t.Settings = s
+	t.Settings, t.IdleBeforeFault = s, m.IdleBeforeFault
 	return t
 }
 

@@ -43,8 +43,8 @@ var _ = register(&Case{
 	Course: func(t Timing) []Step {
 		return append(establishedN(3),
 			call("server", "recv", "killed").sig("SIGKILL"),
-			call("client", "recv", "ETIMEDOUT").book(defaultKeepalive.giveUp()).within(Around(kaShort.giveUp())),
-			call("client", "recv", stillWaiting).within(&Window{Min: kaShort.giveUp(), Max: Around(kaShort.giveUp() + kaNoneFor).Max}),
+			call("client", "recv", "ETIMEDOUT").book(defaultKeepalive.giveUp()).within(Around(kaShort.giveUp()-t.IdleBeforeFault)),
+			call("client", "recv", stillWaiting).within(&Window{Min: kaShort.giveUp() - t.IdleBeforeFault, Max: Around(kaShort.giveUp() + kaNoneFor).Max}),
 			call("client", "recv", "ECONNRESET"),
 		)
 	},
@@ -74,6 +74,9 @@ var _ = register(&Case{
 		if err := r.Inject(impair.Crash, r.opts()); err != nil {
 			return err
 		}
+		if err := r.measureIdle(kaConnShort); err != nil { // its keepalive counts from its last segment
+			return err
+		}
 		if _, err := r.Call(r.Client, Cmd{Op: "recv", Sock: kaConnShort}); err != nil {
 			return err
 		}
@@ -93,7 +96,7 @@ var _ = register(&Case{
 		a := addrsOf(t.Family)
 		return []PacketCheck{
 			{Desc: "connection 1's keepalive probes, TCP_KEEPIDLE after the last segment, then TCP_KEEPINTVL apart", Point: PointRouterClient, AfterFault: true,
-				Match: and(fromClientConn(a, t.Port, kaConnShort), keepaliveProbe), Min: kaShort.Cnt, Max: kaShort.Cnt, Judge: probesAt(kaShort.probes())},
+				Match: and(fromClientConn(a, t.Port, kaConnShort), keepaliveProbe), Min: kaShort.Cnt, Max: kaShort.Cnt, Judge: probesAt(earlier(kaShort.probes(), t.IdleBeforeFault))},
 			{Desc: "connection 1's RST when keepalive gives up", Point: PointRouterClient, AfterFault: true,
 				Match: and(fromClientConn(a, t.Port, kaConnShort), hasFlag(capture.RST)), Min: 1, Max: 1},
 			{Desc: "anything on connection 2 (no keepalive) after the crash", Point: PointRouterClient, AfterFault: true,

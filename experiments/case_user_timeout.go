@@ -44,8 +44,8 @@ var _ = register(&Case{
 		return append(establishedN(3),
 			call("client", "send", "ok").within(AtOnce()),
 			call("client", "recv", "ETIMEDOUT").book(utWrite).within(t.Window.Widen()),
-			call("client", "recv", "ETIMEDOUT").book(utKa.giveUp()).within(Around(utKa.giveUpWithUserTimeout(utKeepalive))),
-			call("client", "recv", stillWaiting).within(&Window{Min: utKa.giveUpWithUserTimeout(utKeepalive), Max: Around(utKa.giveUpWithUserTimeout(utKeepalive) + utIdleFor).Max}),
+			call("client", "recv", "ETIMEDOUT").book(utKa.giveUp()).within(Around(utKa.giveUpWithUserTimeout(utKeepalive)-t.IdleBeforeFault)),
+			call("client", "recv", stillWaiting).within(&Window{Min: utKa.giveUpWithUserTimeout(utKeepalive) - t.IdleBeforeFault, Max: Around(utKa.giveUpWithUserTimeout(utKeepalive) + utIdleFor).Max}),
 		)
 	},
 	Why: "For unacknowledged data, the user timeout replaces tcp_retries2's modelled time in tcp_write_timeout (retransmits_timed_out with icsk_user_timeout, " +
@@ -81,6 +81,9 @@ var _ = register(&Case{
 		if err := r.Inject(impair.Crash, r.opts()); err != nil {
 			return err
 		}
+		if err := r.measureIdle(utConnKa); err != nil { // its keepalive counts from its last segment
+			return err
+		}
 		for _, c := range []Cmd{
 			{Op: "send", Len: 100, Sock: utConnWrite},
 			{Op: "recv", Sock: utConnWrite},
@@ -101,7 +104,7 @@ var _ = register(&Case{
 			{Desc: "a RST from the writing connection when the user timeout ends it", Point: PointRouterClient, AfterFault: true,
 				Match: and(fromClientConn(a, t.Port, utConnWrite), hasFlag(capture.RST)), Max: 0},
 			{Desc: "the keepalive connection's probes, cut short by the user timeout", Point: PointRouterClient, AfterFault: true,
-				Match: and(fromClientConn(a, t.Port, utConnKa), keepaliveProbe), Min: 2, Max: 2, Judge: probesAt(utKa.probes()[:2])},
+				Match: and(fromClientConn(a, t.Port, utConnKa), keepaliveProbe), Min: 2, Max: 2, Judge: probesAt(earlier(utKa.probes()[:2], t.IdleBeforeFault))},
 			{Desc: "the keepalive connection's RST when it gives up", Point: PointRouterClient, AfterFault: true,
 				Match: and(fromClientConn(a, t.Port, utConnKa), hasFlag(capture.RST)), Min: 1, Max: 1},
 			{Desc: "anything on the idle connection after the crash", Point: PointRouterClient, AfterFault: true,

@@ -133,7 +133,7 @@ func checkPcaps(t *testing.T, c *Case, r Result) {
 		}
 	}
 	var fault = firstFaultOf(r)
-	tm := c.SettingsFor(Config{Family: r.Family}.Complete()).Predict(Measured{})
+	tm := c.SettingsFor(Config{Family: r.Family}.Complete()).Predict(Measured{IdleBeforeFault: time.Duration(r.IdleBeforeFaultMS * float64(time.Millisecond))})
 	got := checkPackets(c.Packets(tm), decodeAll(back), fault)
 	if len(got) == 0 {
 		t.Fatal("the case declares no packet checks")

@@ -101,3 +101,13 @@ func probesAt(at []time.Duration) func([]time.Time, time.Time) (bool, string) {
 		return ok, fmt.Sprintf("first %s after the fault; %s", fmtDur(first), d)
 	}
 }
+
+// earlier moves predicted instants d sooner: timers that started before
+// the fault they are timed from.
+func earlier(at []time.Duration, d time.Duration) []time.Duration {
+	out := make([]time.Duration, len(at))
+	for i, t := range at {
+		out[i] = t - d
+	}
+	return out
+}

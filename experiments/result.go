@@ -63,6 +63,9 @@ type Result struct {
 	Error          string   `json:"error,omitempty"`
 	// Counters are the kernel counters the case watched, with their change.
 	Counters []CounterChange `json:"counters,omitempty"`
+	// IdleBeforeFaultMS is how long the case's timed connection had been
+	// idle when the fault came (keepalive counts from there), if measured.
+	IdleBeforeFaultMS float64 `json:"idle_before_fault_ms,omitempty"`
 	// Expectations are the user's expectations about their own programs
 	// (run --expect-exit, --expect-within, ...) and whether each held.
 	Expectations []ExpectationResult `json:"expectations,omitempty"`
@@ -94,10 +97,14 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (r *Run) result(err error) Result {
 	c := r.Case
 	// Predict from the RTO the kernel set for the connection, when known.
+	m := r.measured
 	for _, ev := range r.events {
 		if ev.Node == "client" && ev.Syscall == "connect" && ev.RTOus > 0 {
-			r.Timing = r.Settings.Predict(Measured{RTO: time.Duration(ev.RTOus) * time.Microsecond})
+			m.RTO = time.Duration(ev.RTOus) * time.Microsecond
 		}
+	}
+	if m != (Measured{}) {
+		r.Timing = r.Settings.Predict(m)
 	}
 	t := r.Timing
 	res := Result{
@@ -117,6 +124,7 @@ func (r *Run) result(err error) Result {
 	if r.Lab != nil {
 		res.Lab = r.Lab.ID
 	}
+	res.IdleBeforeFaultMS = ms(m.IdleBeforeFault)
 	res.Family = r.Cfg.Family
 	res.Addrs = map[string]string{}
 	for _, role := range topology.Roles {

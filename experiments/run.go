@@ -26,11 +26,14 @@ type Run struct {
 	Client   *Peer
 	Server   *Peer
 
-	start  time.Time
-	limit  time.Duration // longest any call may block
-	mu     sync.Mutex
-	events []Event
-	marks  []Mark
+	start time.Time
+	// measured is what the run measured that predictions depend on,
+	// beside the connection's RTO.
+	measured Measured
+	limit    time.Duration // longest any call may block
+	mu       sync.Mutex
+	events   []Event
+	marks    []Mark
 
 	byo    bool // the user's programs: observed, not judged
 	caps   *captures

@@ -172,3 +172,27 @@ func killedServerCourse(signal string) []Step {
 
 // syscallCmd is shorthand for a call with no arguments.
 func syscallCmd(op string) Cmd { return Cmd{Op: op} }
+
+// measureIdle measures how long connection sock had been idle (nothing
+// received, as its kernel reports with TCP_INFO) when the last fault came:
+// its keepalive timer counts from there, so its predictions move that much
+// earlier (Measured.IdleBeforeFault).
+func (r *Run) measureIdle(sock int) error {
+	if err := r.Begin(r.Client, Cmd{Op: "idle-since", Sock: sock}); err != nil {
+		return err
+	}
+	ev, err := r.Client.Next(r.limit) // a measurement, not one of the case's calls
+	if err != nil || ev.Err != "" || ev.Result != "ok" {
+		return fmt.Errorf("read connection %d's idle time: %v %s %s", sock, err, ev.Err, ev.Result)
+	}
+	idle := time.Unix(0, ev.End).Add(-time.Duration(ev.N) * time.Millisecond)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.marks) - 1; i >= 0; i-- {
+		if r.marks[i].Fault {
+			r.measured.IdleBeforeFault = max(r.marks[i].T.Sub(idle), 0)
+			break
+		}
+	}
+	return nil
+}
