@@ -91,11 +91,9 @@ var _ = register(&Case{
 		"which is why the firewall's rule accepts a new connection only by a SYN: the mid-stream segment is dropped before its entry is confirmed, so nothing is tracked. " +
 		"The client cannot tell a forgotten mapping from a dead host: it backs off and gives up after tcp_retries2's modelled time (retransmits_timed_out), without a RST. " +
 		"A keepalive probe (tcp_keepalive_timer) is an ordinary segment to the tracker, and so is its answer: both renew the entry.",
-	Settings: func(cfg Config) Settings {
-		s := dataSettings(cfg, false)
-		s.Knobs = append(s.Knobs, Knob{Node: topology.Router, Key: "net.netfilter.nf_conntrack_tcp_loose", Value: "1"})
-		return s
-	},
+	// The stateful fault sets net.netfilter.nf_conntrack_tcp_loose=1 in
+	// the router once connection tracking is in use there.
+	Settings: func(cfg Config) Settings { return dataSettings(cfg, false) },
 	Steps: func(r *Run) error {
 		if err := r.natSetup(); err != nil {
 			return err

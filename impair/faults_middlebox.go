@@ -26,6 +26,7 @@ import (
 // connection tracker, and the kernel's default (5 days).
 const (
 	ctEstablishedKey     = "net.netfilter.nf_conntrack_tcp_timeout_established"
+	ctLooseKey           = "net.netfilter.nf_conntrack_tcp_loose"
 	ctEstablishedDefault = "432000"
 	// DefaultMTU is the mtu fault's link MTU: IPv6's minimum, so one value
 	// serves both families.
@@ -233,8 +234,28 @@ func ctState(bits uint32) []expr.Any {
 func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
 
 // stateful installs the connection-tracking filter and sets the
-// established timeout.
+// established timeout, and nf_conntrack_tcp_loose to its default, 1, so the
+// filter is what drops a connection picked up in the middle. The rules come
+// first: on kernels where connection tracking is a module, its per-namespace
+// sysctls exist only once something in the namespace uses it.
 func stateful(lab *topology.Lab, timeout time.Duration) error {
+	const fin, syn, rst, ack = 0x01, 0x02, 0x04, 0x10
+	newSYN := append(ctState(expr.CtStateBitNEW),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{fin | syn | rst | ack}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{syn}},
+		&expr.Verdict{Kind: expr.VerdictAccept})
+	if err := addRules(lab, statefulChain, "connection tracking in nf_tables (CONFIG_NF_CONNTRACK, CONFIG_NFT_CT)",
+		append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Verdict{Kind: expr.VerdictAccept}),
+		newSYN,
+		// Everything else forwarded: a segment of a connection the tracker
+		// does not know (or has forgotten), even one it would pick up in
+		// the middle (net.netfilter.nf_conntrack_tcp_loose), is dropped.
+		[]expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}); err != nil {
+		return err
+	}
 	if _, err := lab.Router.ReadSysctl(ctEstablishedKey); err != nil {
 		return fmt.Errorf("connection tracking in %s: the kernel lacks it (CONFIG_NF_CONNTRACK): %w", lab.Router.NSName, err)
 	}
@@ -245,21 +266,7 @@ func stateful(lab *topology.Lab, timeout time.Duration) error {
 	if err := lab.Router.Sysctl(ctEstablishedKey, v); err != nil {
 		return err
 	}
-	const fin, syn, rst, ack = 0x01, 0x02, 0x04, 0x10
-	newSYN := append(ctState(expr.CtStateBitNEW),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{fin | syn | rst | ack}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{syn}},
-		&expr.Verdict{Kind: expr.VerdictAccept})
-	return addRules(lab, statefulChain, "connection tracking in nf_tables (CONFIG_NF_CONNTRACK, CONFIG_NFT_CT)",
-		append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Verdict{Kind: expr.VerdictAccept}),
-		newSYN,
-		// Everything else forwarded: a segment of a connection the tracker
-		// does not know (or has forgotten), even one it would pick up in
-		// the middle (net.netfilter.nf_conntrack_tcp_loose), is dropped.
-		[]expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}})
+	return lab.Router.Sysctl(ctLooseKey, "1")
 }
 
 // masquerade rewrites the source of what leaves towards the server.
