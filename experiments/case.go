@@ -231,6 +231,9 @@ type Measured struct {
 	// idle (nothing received, TCP_INFO) when the fault came: an idle timer
 	// (keepalive) counts from there, not from the fault.
 	IdleBeforeFault time.Duration
+	// FaultLasted is how long a fault the case ends itself lasted (a
+	// partition): a deliberate wait that a loaded machine can stretch.
+	FaultLasted time.Duration
 }
 
 // Timing is what the timers in force predict, given what was measured.
@@ -252,20 +255,22 @@ type Timing struct {
 	// IdleBeforeFault is Measured's: idle timers fire that much sooner
 	// after the fault.
 	IdleBeforeFault time.Duration
+	// FaultLasted is Measured's, zero when not measured.
+	FaultLasted time.Duration
 }
 
 // Predict applies the settings' timer model to what was measured: without
 // a measured RTO, to the range a lab connection gets.
 func (s Settings) Predict(m Measured) Timing {
 	if s.predict == nil {
-		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis, IdleBeforeFault: m.IdleBeforeFault}
+		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis, IdleBeforeFault: m.IdleBeforeFault, FaultLasted: m.FaultLasted}
 	}
 	rto := rtoRange
 	if m.RTO > 0 {
 		rto = [2]time.Duration{m.RTO, m.RTO + 30*time.Millisecond}
 	}
 	t := s.predict(rto)
-	t.Settings, t.IdleBeforeFault = s, m.IdleBeforeFault
+	t.Settings, t.IdleBeforeFault, t.FaultLasted = s, m.IdleBeforeFault, m.FaultLasted
 	return t
 }
 
