@@ -87,7 +87,9 @@ func (l *Lab) Reboot(role string) (down time.Time, err error) {
 	if err := n.Delete(); err != nil {
 		return down, err
 	}
-	if err := gone(10 * time.Second); err != nil {
+	// The kernel frees namespaces from one work queue for the whole
+	// machine: with many labs coming and going that can take seconds.
+	if err := gone(30 * time.Second); err != nil {
 		return down, fmt.Errorf("reboot %s: the old namespace was not freed (%w); something still refers to it", n.NSName, err)
 	}
 	down = time.Now()
