@@ -174,13 +174,9 @@ var (
 // the table and chain on first use; kernelNeeds names the kernel options
 // the rules depend on, for the error when they are missing.
 func addRules(lab *topology.Lab, ch *nftables.Chain, kernelNeeds string, rules ...[]expr.Any) error {
-	ns, err := lab.Router.NS()
+	c, err := routerNFT(lab)
 	if err != nil {
 		return err
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		return fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
 	}
 	c.AddTable(table)
 	c.AddChain(ch)
@@ -198,13 +194,9 @@ func addRules(lab *topology.Lab, ch *nftables.Chain, kernelNeeds string, rules .
 
 // deleteChain removes one of the lab's chains from the router, if there.
 func deleteChain(lab *topology.Lab, ch *nftables.Chain) error {
-	ns, err := lab.Router.NS()
+	c, err := routerNFT(lab)
 	if err != nil {
 		return err
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		return fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
 	}
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {

@@ -99,16 +99,25 @@ var (
 	}
 )
 
-// addRule appends one rule to the lab's forward chain in the router,
-// creating the table and chain on first use.
-func addRule(lab *topology.Lab, verdict []expr.Any) error {
+// routerNFT opens nftables in the lab's router.
+func routerNFT(lab *topology.Lab) (*nftables.Conn, error) {
 	ns, err := lab.Router.NS()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
-		return fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
+		return nil, fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
+	}
+	return c, nil
+}
+
+// addRule appends one rule to the lab's forward chain in the router,
+// creating the table and chain on first use.
+func addRule(lab *topology.Lab, verdict []expr.Any) error {
+	c, err := routerNFT(lab)
+	if err != nil {
+		return err
 	}
 	c.AddTable(table)
 	c.AddChain(chain)
@@ -151,13 +160,9 @@ var setSeq atomic.Uint32
 // port, in a set that forgets them after a minute.
 func rejectRetries(lab *topology.Lab, m Match, code uint8) error {
 	m.SYN = true
-	ns, err := lab.Router.NS()
+	c, err := routerNFT(lab)
 	if err != nil {
 		return err
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		return fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
 	}
 	c.AddTable(table)
 	c.AddChain(chain)
@@ -181,13 +186,9 @@ func rejectRetries(lab *topology.Lab, m Match, code uint8) error {
 
 // clearRules removes every rule the lab added: the whole table goes.
 func clearRules(lab *topology.Lab) error {
-	ns, err := lab.Router.NS()
+	c, err := routerNFT(lab)
 	if err != nil {
 		return err
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		return fmt.Errorf("open nftables in %s: %w", lab.Router.NSName, err)
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
