@@ -402,6 +402,9 @@ func (n *Node) waitLinkLocal(name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		addrs, err := h.AddrList(link, unix.AF_INET6)
+		if errors.Is(err, netlink.ErrDumpInterrupted) {
+			continue // the list changed while it was read: read it again
+		}
 		if err != nil {
 			return fmt.Errorf("list addresses of %s in %s: %w", name, n.NSName, err)
 		}
