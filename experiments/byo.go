@@ -219,7 +219,8 @@ func (r *Run) byoSteps(plan Own, b BYO) (client, server *program, err error) {
 			return nil, nil, err
 		}
 		r.mark("server", "server command started", false)
-		if err := r.waitListening(server, 10*time.Second); err != nil {
+		// A bound, not a window: a loaded machine starts programs slowly.
+		if err := r.waitListening(server, 30*time.Second); err != nil {
 			return nil, server, err
 		}
 		r.mark("server", fmt.Sprintf("server listens on port %d", r.Port()), false)
