@@ -51,6 +51,19 @@ func (w *Window) Widen() *Window {
 	return &Window{FromCall: w.FromCall, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
+// afterWrite counts w from the call, made right after the write whose
+// retransmissions it waits on, when that comes later than the fault: the
+// retransmission timer starts at the write, and tcplab's own delay in
+// making the write after the fault is not the kernel's time.
+func afterWrite(w *Window) *Window {
+	if w == nil {
+		return nil
+	}
+	c := *w
+	c.FromCall = true
+	return &c
+}
+
 // AtOnce is the window for a call that no timer delays: it returns as soon
 // as the packets have crossed the lab, counted from the fault or, if it
 // was made later, from the call.
@@ -65,6 +78,9 @@ func (w *Window) String() string {
 	}
 	if w.Min <= 0 {
 		return "within " + fmtDur(w.Max)
+	}
+	if w.FromCall {
+		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the call"
 	}
 	return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max)
 }

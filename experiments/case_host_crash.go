@@ -20,7 +20,7 @@ var _ = register(&Case{
 	Course: func(t Timing) []Step {
 		return append(established(),
 			call("client", "send", "ok").within(AtOnce()),
-			call("client", "recv", "ETIMEDOUT").book(9*time.Minute).within(t.Window.Widen()),
+			call("client", "recv", "ETIMEDOUT").book(9*time.Minute).within(afterWrite(t.Window.Widen())),
 		)
 	},
 	Why: "Linux bounds retransmission by time, not count: net.ipv4.tcp_retries2 (default 15) is turned into the time of 16 timeouts doubling from 200 ms " +

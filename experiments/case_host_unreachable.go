@@ -21,7 +21,7 @@ var _ = register(&Case{
 	Course: func(t Timing) []Step {
 		return append(established(),
 			call("client", "send", "ok").within(AtOnce()),
-			call("client", "recv", "EHOSTUNREACH").book(9*time.Minute).within(t.Window.Widen()),
+			call("client", "recv", "EHOSTUNREACH").book(9*time.Minute).within(afterWrite(t.Window.Widen())),
 		)
 	},
 	Why: "Same errno and deadline, different packets: on each ICMP host or net unreachable for the oldest unacknowledged segment, Linux undoes one " +

@@ -80,7 +80,7 @@ var _ = register(&Case{
 	Course: func(t Timing) []Step {
 		return append(establishedN(2),
 			call("client", "send", "ok").within(AtOnce()),
-			call("client", "recv", "ETIMEDOUT").within(t.Window.Widen()),
+			call("client", "recv", "ETIMEDOUT").within(afterWrite(t.Window.Widen())),
 			call("client", "send", "ok"),
 			call("server", "recv", "ok"),
 		)

@@ -68,7 +68,7 @@ var _ = register(&Case{
 			// loaded machine can make the deliberate wait longer.
 			call("server", "recv", "ok").within(retransmitSpan(max(partitionShort, t.FaultLasted), rto).Widen()),
 			call("client", "send", "ok").within(AtOnce()),
-			call("client", "recv", "ETIMEDOUT").within(t.Window.Widen()),
+			call("client", "recv", "ETIMEDOUT").within(afterWrite(t.Window.Widen())),
 			call("server", "recv", stillWaiting).within(&Window{Max: 500 * time.Millisecond, FromCall: true}),
 			call("server", "send", "ok").within(AtOnce()),
 			call("server", "recv", "ECONNRESET").within(AtOnce()),

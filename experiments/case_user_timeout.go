@@ -43,7 +43,7 @@ var _ = register(&Case{
 	Course: func(t Timing) []Step {
 		return append(establishedN(3),
 			call("client", "send", "ok").within(AtOnce()),
-			call("client", "recv", "ETIMEDOUT").book(utWrite).within(t.Window.Widen()),
+			call("client", "recv", "ETIMEDOUT").book(utWrite).within(afterWrite(t.Window.Widen())),
 			call("client", "recv", "ETIMEDOUT").book(utKa.giveUp()).within(Around(utKa.giveUpWithUserTimeout(utKeepalive)-t.IdleBeforeFault)),
 			call("client", "recv", stillWaiting).within(&Window{Min: utKa.giveUpWithUserTimeout(utKeepalive) - t.IdleBeforeFault, Max: Around(utKa.giveUpWithUserTimeout(utKeepalive) + utIdleFor).Max}),
 		)

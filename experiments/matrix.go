@@ -89,7 +89,7 @@ func matrixCase(c Code, phase string) *Case {
 		k.Course = func(t Timing) []Step {
 			return append(linuxCourse(established()),
 				linuxOnly("client", "send", "ok").within(AtOnce()),
-				linuxOnly("client", "recv", c.Errno).within(t.Window.Widen()),
+				linuxOnly("client", "recv", c.Errno).within(afterWrite(t.Window.Widen())),
 			)
 		}
 		k.Steps = func(r *Run) error {
