@@ -36,6 +36,10 @@ type Window struct {
 	// the call was made: for a call no timer delays, what tcplab itself
 	// took to make the call after the fault is not the kernel's time.
 	FromCall bool `json:"-"`
+	// FromWrite counts the span from the later of the fault and the
+	// node's previous call, the write whose retransmissions the call
+	// waits on: the timer starts at the write.
+	FromWrite bool `json:"-"`
 }
 
 // Around is the window for a kernel timer predicted to fire at d: it allows
@@ -48,19 +52,19 @@ func (w *Window) Widen() *Window {
 	if w == nil {
 		return nil
 	}
-	return &Window{FromCall: w.FromCall, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
+	return &Window{FromCall: w.FromCall, FromWrite: w.FromWrite, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
-// afterWrite counts w from the call, made right after the write whose
-// retransmissions it waits on, when that comes later than the fault: the
-// retransmission timer starts at the write, and tcplab's own delay in
-// making the write after the fault is not the kernel's time.
+// afterWrite counts w from the write the call waits on (the node's
+// previous call), when that came later than the fault: the retransmission
+// timer starts at the write, and tcplab's own delay in making the write
+// after the fault is not the kernel's time.
 func afterWrite(w *Window) *Window {
 	if w == nil {
 		return nil
 	}
 	c := *w
-	c.FromCall = true
+	c.FromWrite = true
 	return &c
 }
 
@@ -79,8 +83,8 @@ func (w *Window) String() string {
 	if w.Min <= 0 {
 		return "within " + fmtDur(w.Max)
 	}
-	if w.FromCall {
-		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the call"
+	if w.FromWrite {
+		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the write"
 	}
 	return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max)
 }
@@ -88,10 +92,11 @@ func (w *Window) String() string {
 // MarshalJSON gives the window in milliseconds.
 func (w *Window) MarshalJSON() ([]byte, error) {
 	v := struct {
-		Min      int64 `json:"min_ms"`
-		Max      int64 `json:"max_ms"`
-		FromCall bool  `json:"from_call,omitempty"`
-	}{w.Min.Milliseconds(), w.Max.Milliseconds(), w.FromCall}
+		Min       int64 `json:"min_ms"`
+		Max       int64 `json:"max_ms"`
+		FromCall  bool  `json:"from_call,omitempty"`
+		FromWrite bool  `json:"from_write,omitempty"`
+	}{w.Min.Milliseconds(), w.Max.Milliseconds(), w.FromCall, w.FromWrite}
 	return json.Marshal(v)
 }
 
@@ -99,15 +104,16 @@ func (w *Window) MarshalJSON() ([]byte, error) {
 // its windows.
 func (w *Window) UnmarshalJSON(b []byte) error {
 	var v struct {
-		Min      int64 `json:"min_ms"`
-		Max      int64 `json:"max_ms"`
-		FromCall bool  `json:"from_call"`
+		Min       int64 `json:"min_ms"`
+		Max       int64 `json:"max_ms"`
+		FromCall  bool  `json:"from_call"`
+		FromWrite bool  `json:"from_write"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	w.Min, w.Max = time.Duration(v.Min)*time.Millisecond, time.Duration(v.Max)*time.Millisecond
-	w.FromCall = v.FromCall
+	w.FromCall, w.FromWrite = v.FromCall, v.FromWrite
 	return nil
 }
 

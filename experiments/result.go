@@ -276,7 +276,11 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 			case w[i].Syscall != g[i].Syscall || w[i].Result != g[i].Result || w[i].Signal != g[i].Signal:
 				diffs = append(diffs, fmt.Sprintf("%s: %s %s, observed %s → %s%s", n, says, w[i], g[i].Syscall, g[i].Result, sigSuffix(g[i].Signal)))
 			case timing && w[i].Within != nil:
-				if ok, t, since := inWindow(w[i].Within, g[i]); !ok {
+				var prev *EventOut
+				if i > 0 {
+					prev = &g[i-1]
+				}
+				if ok, t, since := inWindow(w[i].Within, g[i], prev); !ok {
 					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after %s, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), since, says, w[i].Within))
 				}
 			}
@@ -287,10 +291,15 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 
 // inWindow tells whether an observed call returned within w, and when,
 // counted from what.
-func inWindow(w *Window, e EventOut) (ok bool, t time.Duration, since string) {
+func inWindow(w *Window, e EventOut, prev *EventOut) (ok bool, t time.Duration, since string) {
 	t, since = time.Duration(e.TMS*float64(time.Millisecond)), "the fault"
 	if d := time.Duration(e.DurationMS * float64(time.Millisecond)); w.FromCall && d < t {
 		t, since = d, "the call was made"
+	}
+	if prev != nil && w.FromWrite {
+		if d := time.Duration((e.AtMS - prev.AtMS) * float64(time.Millisecond)); d < t {
+			t, since = d, "the write"
+		}
 	}
 	return t >= w.Min && t <= w.Max, t, since
 }
