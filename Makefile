@@ -17,10 +17,14 @@ build:
 	$(GO) build -tags urfave_cli_no_docs -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcplab
 
 # Privileged tests build real namespaces: the test binaries run as root.
-# The programs some tests use are installed first if missing.
+# The programs some tests use are installed first if missing. One package
+# at a time (-p 1): some tests leave broken labs on purpose and others run
+# the machine-wide `tcplab clean`; in two test processes at once the one
+# would remove the other's (within a package, parallel tests wait for the
+# sequential ones).
 test:
 	$(SUDO) bash scripts/test-deps.sh
-	$(GO) test $(if $(SUDO),-exec sudo) -count=1 -parallel $(PARALLEL) $(TESTFLAGS) ./...
+	$(GO) test $(if $(SUDO),-exec sudo) -count=1 -p 1 -parallel $(PARALLEL) $(TESTFLAGS) ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
