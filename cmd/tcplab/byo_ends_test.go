@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,7 +103,9 @@ c.close()`)
 		if exit != 0 {
 			t.Errorf("IPv%s: curl against a server closing with the request unread: exit %d, %s", family, exit, stderr)
 		}
-		if strings.Join(segs, " ") != "data RST" {
+		// A later segment of curl's (an ACK, its FIN) finds no socket and
+		// draws another RST: repeats count once.
+		if strings.Join(slices.Compact(slices.Clone(segs)), " ") != "data RST" {
 			t.Errorf("IPv%s: the server's segments: %v, want the response, then a RST and no FIN", family, segs)
 		}
 	}
