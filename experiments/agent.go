@@ -288,21 +288,32 @@ func (a *agent) accept(c Cmd) Event {
 	return ev
 }
 
-func (a *agent) connect(c Cmd) Event {
-	ev := Event{Syscall: "connect", Start: now()}
+// optSocket makes the TCP socket for c's address with c's options; when it
+// cannot, it says so in ev (an error, or the failed call's errno) and
+// returns false.
+func optSocket(c Cmd, ev *Event) (fd int, sa unix.Sockaddr, fam int, ok bool) {
 	sa, fam, err := sockaddr(c.Addr, c.Port)
 	if err != nil {
 		ev.Err = err.Error()
-		return ev
+		return -1, nil, 0, false
 	}
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, err = unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		ev.End, ev.Result = now(), ErrnoName(err)
-		return ev
+		return -1, nil, 0, false
 	}
 	if err := setOpts(fd, c.Opts); err != nil {
 		ev.Err = err.Error()
 		unix.Close(fd)
+		return -1, nil, 0, false
+	}
+	return fd, sa, fam, true
+}
+
+func (a *agent) connect(c Cmd) Event {
+	ev := Event{Syscall: "connect", Start: now()}
+	fd, sa, fam, ok := optSocket(c, &ev)
+	if !ok {
 		return ev
 	}
 	if err := bindLocal(fd, fam, c.LocalPort); err != nil {
@@ -311,7 +322,7 @@ func (a *agent) connect(c Cmd) Event {
 		return ev
 	}
 	ev.Start = now()
-	err = unix.Connect(fd, sa)
+	err := unix.Connect(fd, sa)
 	ev.End, ev.Result = now(), ErrnoName(err)
 	if err != nil {
 		unix.Close(fd)

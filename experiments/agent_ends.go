@@ -21,23 +21,12 @@ func init() {
 // did not is closed.
 func (a *agent) bind(c Cmd) Event {
 	ev := Event{Syscall: "bind", Start: now()}
-	sa, fam, err := sockaddr(c.Addr, c.Port)
-	if err != nil {
-		ev.Err = err.Error()
-		return ev
-	}
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		ev.End, ev.Result = now(), ErrnoName(err)
-		return ev
-	}
-	if err := setOpts(fd, c.Opts); err != nil {
-		ev.Err = err.Error()
-		unix.Close(fd)
+	fd, sa, _, ok := optSocket(c, &ev)
+	if !ok {
 		return ev
 	}
 	ev.Start = now()
-	err = unix.Bind(fd, sa)
+	err := unix.Bind(fd, sa)
 	ev.End, ev.Result = now(), ErrnoName(err)
 	if err != nil {
 		unix.Close(fd)
