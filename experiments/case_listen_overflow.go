@@ -168,7 +168,13 @@ func (r *Run) overflow(port, first int, abort bool) error {
 		return err
 	}
 	r.countChange(topology.Server, counterWant{fmt.Sprintf("connections in port %d's accept queue", port), 2, 2}, "three handshakes, two completed by data", 0, int64(queued))
-	wants := []counterWant{{"TcpExt:ListenOverflows", 4, -1}, {"TcpExt:ListenDrops", 4, -1}}
+	// Each segment the full queue turns away counts once in both: the open
+	// handshake's data (tcp_v4_syn_recv_sock, exit_overflow), then each of
+	// the fourth connection's SYNs (tcp_conn_request). Without
+	// tcp_abort_on_overflow the data's retransmissions add more.
+	syns, _ := synSchedule(knob(r.Settings, "net.ipv4.tcp_syn_retries"), max(knob(r.Settings, "net.ipv4.tcp_syn_linear_timeouts"), 0))
+	least := int64(1 + len(syns))
+	wants := []counterWant{{"TcpExt:ListenOverflows", least, -1}, {"TcpExt:ListenDrops", least, -1}}
 	during := "the data of the open handshake and the fourth connection's SYNs"
 	if abort {
 		wants = append(wants, counterWant{"TcpExt:EmbryonicRsts", 1, 1})
