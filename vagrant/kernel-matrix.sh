@@ -29,11 +29,11 @@ status=0
 summary=$out/summary.txt
 : >"$summary"
 
-# One static binary for every kernel (no cgo: it must not depend on the
-# guest's C library).
-bin=$out/tcplab-static
-say "building a static tcplab ($bin)"
-(cd "$root" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$bin" ./cmd/tcplab)
+# One binary for every kernel: `make build` makes it static (no cgo), so it
+# does not depend on the guest's C library.
+bin=$out/tcplab
+say "building tcplab ($bin)"
+make -C "$root" --no-print-directory build BIN="$bin" >&2
 run_cmd='cd /tmp &&
 (sudo /tmp/tcplab run all --family both --json >/tmp/km-run.json 2>/tmp/km-run.log; echo $? >/tmp/km-run.status);
 (sudo /tmp/tcplab matrix --json >/tmp/km-matrix.json 2>/tmp/km-matrix.log; echo $? >/tmp/km-matrix.status)'
