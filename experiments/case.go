@@ -55,6 +55,13 @@ func (w *Window) Widen() *Window {
 	return &Window{FromCall: w.FromCall, FromWrite: w.FromWrite, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
+// shift moves both ends of w later by d.
+func (w *Window) shift(d time.Duration) *Window {
+	c := *w
+	c.Min, c.Max = c.Min+d, c.Max+d
+	return &c
+}
+
 // afterWrite counts w from the write the call waits on (the node's
 // previous call), when that came later than the fault: the retransmission
 // timer starts at the write, and tcplab's own delay in making the write
@@ -65,6 +72,19 @@ func afterWrite(w *Window) *Window {
 	}
 	c := *w
 	c.FromWrite = true
+	return &c
+}
+
+// afterCall counts w from the call, when that came later than the fault:
+// a timer the call itself starts (connect's SYN timer) runs from the call,
+// and tcplab's own delay in making it after the fault is not the kernel's
+// time.
+func afterCall(w *Window) *Window {
+	if w == nil {
+		return nil
+	}
+	c := *w
+	c.FromCall = true
 	return &c
 }
 
@@ -85,6 +105,9 @@ func (w *Window) String() string {
 	}
 	if w.FromWrite {
 		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the write"
+	}
+	if w.FromCall {
+		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the call"
 	}
 	return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max)
 }
@@ -256,6 +279,10 @@ type Measured struct {
 	// FaultLasted is how long a fault the case ends itself lasted (a
 	// partition): a deliberate wait that a loaded machine can stretch.
 	FaultLasted time.Duration
+	// WriteDelay is how long after the fault the case made the write whose
+	// retransmissions it times: the retransmission timer starts at the
+	// write, and a loaded machine can delay it.
+	WriteDelay time.Duration
 }
 
 // Timing is what the timers in force predict, given what was measured.
@@ -277,22 +304,22 @@ type Timing struct {
 	// IdleBeforeFault is Measured's: idle timers fire that much sooner
 	// after the fault.
 	IdleBeforeFault time.Duration
-	// FaultLasted is Measured's, zero when not measured.
-	FaultLasted time.Duration
+	// FaultLasted and WriteDelay are Measured's, zero when not measured.
+	FaultLasted, WriteDelay time.Duration
 }
 
 // Predict applies the settings' timer model to what was measured: without
 // a measured RTO, to the range a lab connection gets.
 func (s Settings) Predict(m Measured) Timing {
 	if s.predict == nil {
-		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis, IdleBeforeFault: m.IdleBeforeFault, FaultLasted: m.FaultLasted}
+		return Timing{Settings: s, Predicted: s.Predicted, Floor: s.Floor, Basis: s.Basis, IdleBeforeFault: m.IdleBeforeFault, FaultLasted: m.FaultLasted, WriteDelay: m.WriteDelay}
 	}
 	rto := rtoRange
 	if m.RTO > 0 {
 		rto = [2]time.Duration{m.RTO, m.RTO + 30*time.Millisecond}
 	}
 	t := s.predict(rto)
-	t.Settings, t.IdleBeforeFault, t.FaultLasted = s, m.IdleBeforeFault, m.FaultLasted
+	t.Settings, t.IdleBeforeFault, t.FaultLasted, t.WriteDelay = s, m.IdleBeforeFault, m.FaultLasted, m.WriteDelay
 	return t
 }
 

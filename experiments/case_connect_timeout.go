@@ -19,7 +19,7 @@ var _ = register(&Case{
 		return "The SYN is retransmitted on Linux's schedule and connect fails with ETIMEDOUT when the attempt's time or retransmissions run out: " + t.Basis + "."
 	},
 	Course: func(t Timing) []Step {
-		return []Step{call("client", "connect", "ETIMEDOUT").book(75 * time.Second).within(Around(t.Predicted))}
+		return []Step{call("client", "connect", "ETIMEDOUT").book(75 * time.Second).within(afterCall(Around(t.Predicted)))}
 	},
 	Why: "Linux times the SYN from 1 s (TCP_TIMEOUT_INIT, RFC 6298) and bounds the attempt by net.ipv4.tcp_syn_retries (default 6) twice over " +
 		"(tcp_write_timeout): as a time, that of the first SYN's timeout and the six retransmissions' timeouts doubling from 1 s, seven timeouts, " +

@@ -21,8 +21,8 @@ var _ = register(&Case{
 	},
 	Course: func(t Timing) []Step {
 		return []Step{
-			call("client", "connect", "EHOSTUNREACH").book(75 * time.Second).within(Around(t.Predicted)),
-			call("client", "connect", "ENETUNREACH").book(75 * time.Second).within(Around(t.Predicted)),
+			call("client", "connect", "EHOSTUNREACH").book(75 * time.Second).within(afterCall(Around(t.Predicted))),
+			call("client", "connect", "ENETUNREACH").book(75 * time.Second).within(afterCall(Around(t.Predicted))),
 		}
 	},
 	Why: "In tcp_v4_err (net/ipv4/tcp_ipv4.c; tcp_v6_err alike) an ICMP unreachable for a socket in SYN_SENT ends the attempt at once with the ICMP's errno " +

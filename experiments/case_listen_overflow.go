@@ -43,7 +43,7 @@ var _ = register(&Case{
 			if abort {
 				s = append(s, linuxOnly("client", "recv", "ECONNRESET").within(AtOnce()))
 			}
-			s = append(s, call("client", "connect", "ETIMEDOUT").book(75*time.Second).within(Around(t.Predicted)))
+			s = append(s, call("client", "connect", "ETIMEDOUT").book(75*time.Second).within(afterCall(Around(t.Predicted))))
 			if !abort {
 				s = append(s, call("client", "close(linger=0)", "ok"))
 			}

@@ -64,9 +64,10 @@ var _ = register(&Case{
 		rto := [2]time.Duration{max(t.RTO-30*time.Millisecond, rtoRange[0]), t.RTO}
 		return append(established(),
 			call("client", "send", "ok").within(AtOnce()),
-			// The first retransmission after the heal, as it really came: a
-			// loaded machine can make the deliberate wait longer.
-			call("server", "recv", "ok").within(retransmitSpan(max(partitionShort, t.FaultLasted), rto).Widen()),
+			// The first retransmission after the heal, as it really came: the
+			// timer runs from the write, and a loaded machine can delay the
+			// write after the fault and make the deliberate wait longer.
+			call("server", "recv", "ok").within(retransmitSpan(max(partitionShort, t.FaultLasted-t.WriteDelay), rto).shift(t.WriteDelay).Widen()),
 			call("client", "send", "ok").within(AtOnce()),
 			call("client", "recv", "ETIMEDOUT").within(afterWrite(t.Window.Widen())),
 			call("server", "recv", stillWaiting).within(&Window{Max: 500 * time.Millisecond, FromCall: true}),
@@ -90,7 +91,8 @@ var _ = register(&Case{
 		if err := r.Inject(impair.Partition, r.familyOpts()); err != nil {
 			return err
 		}
-		if _, err := r.Call(r.Client, Cmd{Op: "send", Len: 100}); err != nil {
+		write, err := r.Call(r.Client, Cmd{Op: "send", Len: 100})
+		if err != nil {
 			return err
 		}
 		time.Sleep(partitionShort) // the partition's length: a deliberate part of the case
@@ -99,7 +101,9 @@ var _ = register(&Case{
 		}
 		r.mu.Lock()
 		if n := len(r.marks); n >= 2 {
-			r.measured.FaultLasted = r.marks[n-1].T.Sub(r.marks[n-2].T) // partition to heal
+			partition := r.marks[n-2].T
+			r.measured.FaultLasted = r.marks[n-1].T.Sub(partition) // partition to heal
+			r.measured.WriteDelay = max(0, time.Unix(0, write.Start).Sub(partition))
 		}
 		r.mu.Unlock()
 		if _, err := r.Finish(r.Server, "recv"); err != nil {
