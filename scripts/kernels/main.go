@@ -2,7 +2,10 @@
 // --json`, one per kernel, into docs/kernels.md: per case and family what
 // each kernel did (the decisive call, its errno and time, the packets
 // counted), and every difference between kernels with the kernel change
-// responsible, where it is known.
+// responsible, where it is known. Beside each RUN.json it reads
+// RUN-matrix.json (`tcplab matrix --json`) when there is one, and the
+// summary.txt that `make kernel-matrix` writes (each kernel and the time of
+// each step).
 //
 //	go run ./scripts/kernels vagrant/results/kernels/*.json > docs/kernels.md
 package main
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -22,12 +26,6 @@ import (
 // known explains differences between kernels by the kernel change
 // responsible: keyed by case id, matched against the difference's text.
 var known = []struct{ caseID, contains, why string }{
-	{"nat-idle-timeout", "nf_conntrack_tcp_loose", "On 6.1, where connection tracking is a module, its per-namespace sysctls appear only once " +
-		"something in the namespace uses it; the case set nf_conntrack_tcp_loose before its firewall rule existed. Fixed in the stateful fault, which now " +
-		"installs its rules first (this run predates the fix)."},
-	{"user-timeout", "keepalive connection's probes", "Not a kernel difference: the case timed the keepalive connection from the crash as injected, " +
-		"where keepalive counts from the connection's last segment, and under software emulation tcplab's delay between the two was hundreds of ms. " +
-		"Fixed since: the idle time is measured (TCP_INFO) and the predictions follow it (this run predates the fix)."},
 	{"", "error", "The case could not run on that kernel: see the error; a missing sysctl or feature is the usual cause."},
 	{"", "tcp_syn_linear_timeouts", "net.ipv4.tcp_syn_linear_timeouts (Linux 6.5, commit ccce324dabfe) exists on the newer kernel only; tcplab sets it where it exists and " +
 		"predicts the SYN schedule from it (see connect-timeout)."},
@@ -44,6 +42,7 @@ var known = []struct{ caseID, contains, why string }{
 type run struct {
 	kernel string
 	byKey  map[string]experiments.Result // case/family
+	matrix []experiments.Cell            // nil when no matrix was run
 }
 
 func main() {
@@ -67,10 +66,113 @@ func main() {
 		for _, res := range d.Results {
 			r.byKey[key(res)] = res
 		}
+		if b, err := os.ReadFile(strings.TrimSuffix(path, ".json") + "-matrix.json"); err == nil {
+			var m struct {
+				Cells []experiments.Cell `json:"cells"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil {
+				fmt.Fprintf(os.Stderr, "kernels: matrix beside %s: %v\n", path, err)
+				os.Exit(1)
+			}
+			r.matrix = m.Cells
+		}
 		runs = append(runs, r)
 	}
 	sort.SliceStable(runs, func(i, j int) bool { return versionLess(runs[i].kernel, runs[j].kernel) })
 	write(os.Stdout, runs, os.Args[1:])
+	writeMatrix(os.Stdout, runs)
+	summary, err := os.ReadFile(filepath.Join(filepath.Dir(os.Args[1]), "summary.txt"))
+	if err == nil && len(strings.TrimSpace(string(summary))) > 0 {
+		fmt.Println()
+		fmt.Println("## The runs")
+		fmt.Println()
+		fmt.Println("Each kernel, where it ran and the time of each step, as `make kernel-matrix` recorded them")
+		fmt.Println("(`vagrant/results/kernels/summary.txt`):")
+		fmt.Println()
+		for _, l := range strings.Split(strings.TrimSpace(string(summary)), "\n") {
+			fmt.Println("- " + l)
+		}
+	}
+}
+
+// writeMatrix adds the ICMP matrix (docs/icmp-matrix.md) as each kernel ran
+// it: how many cells matched, and every cell whose outcome differs between
+// kernels.
+func writeMatrix(w io.Writer, runs []run) {
+	var with []run
+	for _, r := range runs {
+		if r.matrix != nil {
+			with = append(with, r)
+		}
+	}
+	if len(with) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## The ICMP matrix")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "`tcplab matrix --json` on each kernel: every ICMP and ICMPv6 destination-unreachable code the router")
+	fmt.Fprintln(w, "can send, in each phase ([icmp-matrix.md](icmp-matrix.md)).")
+	fmt.Fprintln(w)
+	for _, r := range with {
+		n := 0
+		for _, c := range r.matrix {
+			if c.Verdict == experiments.Match {
+				n++
+			}
+		}
+		fmt.Fprintf(w, "- %s: %d of %d cells match\n", r.kernel, n, len(r.matrix))
+	}
+	type cellKey struct {
+		family int
+		name   string
+		phase  string
+	}
+	outcome := func(c experiments.Cell) string {
+		s := fmt.Sprintf("%s %s, %d segments", c.Verdict, orNone(c.Errno), c.Segments)
+		if c.Survives != nil {
+			s += fmt.Sprintf(", survives %v", *c.Survives)
+		}
+		return s
+	}
+	var keys []cellKey
+	by := map[cellKey][]string{}
+	for i, r := range with {
+		for _, c := range r.matrix {
+			k := cellKey{c.Family, c.Name, c.Phase}
+			if _, ok := by[k]; !ok {
+				keys = append(keys, k)
+				by[k] = make([]string, len(with))
+			}
+			by[k][i] = outcome(c)
+		}
+	}
+	var lines []string
+	for _, k := range keys {
+		vals := by[k]
+		same := true
+		for _, v := range vals {
+			same = same && v == vals[0]
+		}
+		if same {
+			continue
+		}
+		var parts []string
+		for i, v := range vals {
+			parts = append(parts, fmt.Sprintf("%s on %s", orNone(v), with[i].kernel))
+		}
+		lines = append(lines, fmt.Sprintf("- **IPv%d %s, %s phase**: %s", k.family, k.name, k.phase, strings.Join(parts, "; ")))
+	}
+	fmt.Fprintln(w)
+	if len(lines) == 0 {
+		fmt.Fprintln(w, "Every cell had the same verdict, errno and segment count on every kernel.")
+		return
+	}
+	fmt.Fprintln(w, "Cells whose outcome differs between kernels:")
+	fmt.Fprintln(w)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }
 
 func key(r experiments.Result) string { return fmt.Sprintf("%s/IPv%d", r.Case, r.Family) }
