@@ -249,7 +249,7 @@ var Reboot = Fault{
 		down, err := l.Reboot(topology.Server)
 		e := Effect{Recreated: topology.Server}
 		if !down.IsZero() {
-			e.Notes = append(e.Notes, Note{down, "server host down: processes killed, sockets destroyed, namespace freed"})
+			e.Notes = append(e.Notes, Note{down, "server host down: processes killed, sockets destroyed, link and namespace deleted"})
 		}
 		if err == nil {
 			e.Notes = append(e.Notes, Note{time.Now(), "server host back up: same addresses and MAC, no TCP state"})

@@ -3,9 +3,6 @@ package topology
 import (
 	"fmt"
 	"time"
-
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // A node's life within a lab: its link going down and up, and a host going
@@ -60,12 +57,16 @@ func (l *Lab) SetLink(on, to string, up bool) error {
 // Reboot flushes node role (the client or the server) and brings it back,
 // as a crash and a reboot would: its link goes down (nothing more leaves
 // the old host), every process in the namespace is killed, every TCP socket
-// left (orphans still trying to send a FIN hold a reference on their
-// namespace) is destroyed, the namespace is deleted, and only once the
-// kernel has really freed it (the router's end of the old veth disappears
-// with it) is a new namespace made under the same name, with the same
-// addresses and MAC, and its link brought up. It returns when the host was
-// down (gone, not yet recreated).
+// left is destroyed (an orphan still trying to send a FIN would hold its
+// namespace for minutes), the old link is deleted, the router's end with
+// it, and the namespace is unmounted; then a new namespace is made under
+// the same name, with the same addresses and MAC, and its link brought up.
+// It returns when the host was down (gone, not yet recreated).
+//
+// The link is deleted rather than left to go with the namespace: the
+// kernel frees namespaces from one work queue for the whole machine, which
+// with many labs coming and going can take tens of seconds, and the
+// router's end of the old link would hold the name the new one needs.
 func (l *Lab) Reboot(role string) (down time.Time, err error) {
 	n := l.Node(role)
 	if n == nil || role == Router {
@@ -80,17 +81,11 @@ func (l *Lab) Reboot(role string) (down time.Time, err error) {
 	if err := n.DestroySockets(); err != nil {
 		return down, err
 	}
-	gone, err := l.Router.watchLinkGone(LinkName(l.ID, Router, role))
-	if err != nil {
-		return down, err
+	if err := l.Router.deleteLink(LinkName(l.ID, Router, role)); err != nil {
+		return down, fmt.Errorf("reboot %s: %w", n.NSName, err)
 	}
 	if err := n.Delete(); err != nil {
 		return down, err
-	}
-	// The kernel frees namespaces from one work queue for the whole
-	// machine: with many labs coming and going that can take seconds.
-	if err := gone(30 * time.Second); err != nil {
-		return down, fmt.Errorf("reboot %s: the old namespace was not freed (%w); something still refers to it", n.NSName, err)
 	}
 	down = time.Now()
 	if err := n.Recreate(); err != nil {
@@ -99,43 +94,19 @@ func (l *Lab) Reboot(role string) (down time.Time, err error) {
 	return down, l.Reconnect(role)
 }
 
-// watchLinkGone subscribes to link notifications in node n and returns a
-// function that waits until link `name` is deleted.
-func (n *Node) watchLinkGone(name string) (func(time.Duration) error, error) {
-	ns, err := n.NS()
-	if err != nil {
-		return nil, err
-	}
+// deleteLink deletes link name of node n, and with a veth its peer; it
+// returns once the kernel has unregistered both.
+func (n *Node) deleteLink(name string) error {
 	h, err := n.handle()
 	if err != nil {
-		return nil, err
-	}
-	ch := make(chan netlink.LinkUpdate, 32)
-	done := make(chan struct{})
-	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &ns}); err != nil {
-		return nil, fmt.Errorf("watch links in %s: %w", n.NSName, err)
+		return err
 	}
 	link, err := h.LinkByName(name)
 	if err != nil {
-		close(done)
-		return func(time.Duration) error { return nil }, nil // already gone
+		return fmt.Errorf("find %s in %s: %w", name, n.NSName, err)
 	}
-	idx := link.Attrs().Index
-	return func(timeout time.Duration) error {
-		defer close(done)
-		t := time.After(timeout)
-		for {
-			select {
-			case u, ok := <-ch:
-				if !ok {
-					return fmt.Errorf("link notifications in %s closed", n.NSName)
-				}
-				if u.Header.Type == unix.RTM_DELLINK && int(u.Index) == idx {
-					return nil
-				}
-			case <-t:
-				return fmt.Errorf("%s still exists after %v", name, timeout)
-			}
-		}
-	}, nil
+	if err := h.LinkDel(link); err != nil {
+		return fmt.Errorf("delete %s in %s: %w", name, n.NSName, err)
+	}
+	return nil
 }
