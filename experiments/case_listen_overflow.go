@@ -210,7 +210,7 @@ func (r *Run) overflow(port, first int, abort bool) error {
 // for accept (the last data may still be crossing the lab), and returns how
 // many it has.
 func (r *Run) acceptQueue(port, n int) (int, error) {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(socketWait)
 	for {
 		st, err := socketState(r.Lab.Server, r.Cfg.Family, port, "0.0.0.0:0")
 		if err != nil || int(st.acceptQueue) >= n || time.Now().After(deadline) {

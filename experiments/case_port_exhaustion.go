@@ -136,7 +136,7 @@ var _ = register(&Case{
 // clientTimeWait waits until the client has n sockets in TIME_WAIT towards
 // the server's port, and returns how many it has.
 func (r *Run) clientTimeWait(n int) (int, error) {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(socketWait)
 	for {
 		socks, err := r.Lab.Client.Sockets(r.Cfg.Family)
 		if err != nil {

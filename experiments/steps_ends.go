@@ -22,11 +22,18 @@ func (r *Run) socketsIn(role string, state uint8, port int) (int, error) {
 	return n, err
 }
 
+// socketWait bounds every wait for a socket state (here, the accept queue
+// in listen-overflow, TIME_WAIT in port-exhaustion): they end as soon
+// as the kernel reports the state (a few ms), so the bound only matters
+// when it never comes. Under software emulation with a score of labs at
+// once, a FIN crossing the lab has taken longer than 2 s.
+const socketWait = 10 * time.Second
+
 // waitSockets polls the kernel's socket diagnostics until the node has at
 // least n sockets in state on the local port (a FIN or an ACK is still
 // crossing the lab), and returns how many it has.
 func (r *Run) waitSockets(role string, state uint8, port, n int) (int, error) {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(socketWait)
 	for {
 		got, err := r.socketsIn(role, state, port)
 		if err != nil || got >= n || time.Now().After(deadline) {
@@ -39,7 +46,7 @@ func (r *Run) waitSockets(role string, state uint8, port, n int) (int, error) {
 // waitNoSockets polls until the node has no socket on the local port but
 // listeners (a LAST_ACK waiting for its ACK).
 func (r *Run) waitNoSockets(role string, port int) error {
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(socketWait)
 	for {
 		socks, err := r.Lab.Node(role).Sockets(r.Cfg.Family)
 		if err != nil {
