@@ -26,10 +26,12 @@ type keepalive struct {
 	Cnt         int
 }
 
-// opts are the socket options that set k.
-func (k keepalive) opts() []Opt {
-	return []Opt{{"SO_KEEPALIVE", 1}, {"TCP_KEEPIDLE", int(k.Idle / time.Second)},
-		{"TCP_KEEPINTVL", int(k.Intvl / time.Second)}, {"TCP_KEEPCNT", k.Cnt}}
+// opts are the socket options that set k and turn keepalive on.
+func (k keepalive) opts() []Opt { return append([]Opt{{"SO_KEEPALIVE", 1}}, k.timers()...) }
+
+// timers are k's times and count alone, keepalive still off.
+func (k keepalive) timers() []Opt {
+	return []Opt{{"TCP_KEEPIDLE", int(k.Idle / time.Second)}, {"TCP_KEEPINTVL", int(k.Intvl / time.Second)}, {"TCP_KEEPCNT", k.Cnt}}
 }
 
 // probes are when keepalive probes go out, counted from the last segment
