@@ -3,7 +3,8 @@
 # kernels (`make kernel-matrix`): in a VM of each box in KERNEL_BOXES, then
 # on this host, and writes docs/kernels.md from the results.
 #
-#   KERNEL_BOXES   boxes to boot, one VM each (default "local/bookworm local/trixie")
+#   KERNEL_BOXES   boxes to boot, one VM each (default "local/bookworm local/trixie";
+#                  empty: none, this host alone)
 #   VAGRANT_DEFAULT_PROVIDER, LIBVIRT_DRIVER, VAGRANT_CPUS, VAGRANT_MEMORY
 #                  as for `make vagrant-test` (see README.md beside this file)
 #   KERNEL_HOST=0  leave this host's kernel out
@@ -24,10 +25,20 @@ out=$here/results/kernels
 mkdir -p "$out"
 say() { printf '==> kernel-matrix: %s\n' "$*" >&2; }
 
-boxes=${KERNEL_BOXES:-local/bookworm local/trixie}
+# Unset: the default boxes; set but empty: none (the host alone).
+boxes=${KERNEL_BOXES-local/bookworm local/trixie}
 status=0
+# The summary keeps the lines of kernels this run does not redo, so one box
+# (or the host) can be run again without losing the others' record.
 summary=$out/summary.txt
-: >"$summary"
+touch "$summary"
+redo=()
+for box in $boxes; do redo+=("$box:"); done
+[ "${KERNEL_HOST:-1}" = 1 ] && redo+=("host:")
+for prefix in ${redo[@]+"${redo[@]}"}; do
+	grep -vF -- "$prefix" "$summary" >"$summary.tmp" || true
+	mv "$summary.tmp" "$summary"
+done
 
 # One binary for every kernel: `make build` makes it static (no cgo), so it
 # does not depend on the guest's C library.
