@@ -152,7 +152,7 @@ var _ = register(&Case{
 			{Desc: "a RST or anything else reaching the idle connection's client after the router forgot it", Point: PointRouterClient, AfterFault: true,
 				Match: toClientConn(a, t.Port, natConnIdle), Max: 0},
 			{Desc: "the keepalive connection's probes forwarded to the server, masqueraded", Point: PointRouterServer, AfterFault: true,
-				Match: and(fromRouterPort(natConnKa), keepaliveProbe), Min: 2, Max: -1},
+				Match: and(fromRouterPort(natConnKa), keepaliveProbe), Select: probesOnly, Min: 2, Max: -1},
 			{Desc: "the keepalive connection's data forwarded to the server", Point: PointRouterServer, AfterFault: true,
 				Match: and(fromRouterPort(natConnKa), withData), Min: 1, Max: 1},
 		}

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tcplab/tcplab/capture"
@@ -18,6 +19,13 @@ import (
 // partitionShort is the first partition's length: a deliberate wait,
 // between two of the client's retransmissions.
 const partitionShort = time.Second
+
+// shortRetries2 is the client's tcp_retries2 during the short partition:
+// with the fast mode's 2 the client gives up about 1.9 s after its write,
+// and a heal that a loaded machine delays by a second would come too late;
+// 5 gives it 12.6 s. The case's own value is back before the long
+// partition (the kernel reads the sysctl at each timeout).
+const shortRetries2 = 5
 
 // retransmitAfter is when a lone unacknowledged segment written at 0 is
 // next sent at or after d: a tail loss probe after about one RTO (2 x SRTT
@@ -51,8 +59,9 @@ var _ = register(&Case{
 	ID: "partition-heal", No: 20,
 	Title:   "The path breaks for a while, then heals",
 	Summary: "a short partition is invisible (the retransmission after the heal delivers the data); a long one ends the sender's connection with ETIMEDOUT, and the silent server's next write draws a RST",
-	Trigger: fmt.Sprintf("the router drops everything between client and server, both ways, for %s while the client's data is unacknowledged, then heals; "+
-		"then again until the client gives up; after the heal the server, which sent nothing, writes", fmtDur(partitionShort)),
+	Trigger: fmt.Sprintf("the router drops everything between client and server, both ways, for %s while the client's data is unacknowledged, then heals "+
+		"(the client's tcp_retries2 raised to %d meanwhile, so that a slow heal cannot outlast it); then again, with the case's tcp_retries2, until the client gives up; "+
+		"after the heal the server, which sent nothing, writes", fmtDur(partitionShort), shortRetries2),
 	Textbook: "TCP retransmits until its timeout: a partition shorter than that is invisible to the application, whose data arrives late. " +
 		"A longer one kills the connection on the side that was sending (ETIMEDOUT), while the silent side keeps it until it writes after the heal and draws a RST (ECONNRESET).",
 	Linux: func(t Timing) string {
@@ -85,6 +94,19 @@ var _ = register(&Case{
 		if err := r.establish(); err != nil {
 			return err
 		}
+		retries2 := knob(r.Settings, "net.ipv4.tcp_retries2")
+		setRetries2 := func(n int) error {
+			if err := r.Lab.Client.Sysctl("net.ipv4.tcp_retries2", strconv.Itoa(n)); err != nil {
+				return err
+			}
+			r.mark(topology.Client, fmt.Sprintf("client sets net.ipv4.tcp_retries2=%d", n), false)
+			return nil
+		}
+		if retries2 < shortRetries2 {
+			if err := setRetries2(shortRetries2); err != nil {
+				return err
+			}
+		}
 		if err := r.Begin(r.Server, syscallCmd("recv")); err != nil {
 			return err
 		}
@@ -108,6 +130,11 @@ var _ = register(&Case{
 		r.mu.Unlock()
 		if _, err := r.Finish(r.Server, "recv"); err != nil {
 			return err
+		}
+		if retries2 < shortRetries2 {
+			if err := setRetries2(retries2); err != nil {
+				return err
+			}
 		}
 		if err := r.Inject(impair.Partition, r.familyOpts()); err != nil {
 			return err

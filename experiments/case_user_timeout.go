@@ -104,7 +104,7 @@ var _ = register(&Case{
 			{Desc: "a RST from the writing connection when the user timeout ends it", Point: PointRouterClient, AfterFault: true,
 				Match: and(fromClientConn(a, t.Port, utConnWrite), hasFlag(capture.RST)), Max: 0},
 			{Desc: "the keepalive connection's probes, cut short by the user timeout", Point: PointRouterClient, AfterFault: true,
-				Match: and(fromClientConn(a, t.Port, utConnKa), keepaliveProbe), Min: 2, Max: 2, Judge: probesAt(earlier(utKa.probes()[:2], t.IdleBeforeFault))},
+				Match: and(fromClientConn(a, t.Port, utConnKa), keepaliveProbe), Select: probesOnly, Min: 2, Max: 2, Judge: probesAt(earlier(utKa.probes()[:2], t.IdleBeforeFault))},
 			{Desc: "the keepalive connection's RST when it gives up", Point: PointRouterClient, AfterFault: true,
 				Match: and(fromClientConn(a, t.Port, utConnKa), hasFlag(capture.RST)), Min: 1, Max: 1},
 			{Desc: "anything on the idle connection after the crash", Point: PointRouterClient, AfterFault: true,

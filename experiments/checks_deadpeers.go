@@ -84,6 +84,25 @@ func toClientConn(a addrs, port uint16, i int) func(Pkt) bool {
 // must answer).
 func keepaliveProbe(p Pkt) bool { return p.Flags == capture.ACK && p.Len == 0 }
 
+// probesOnly keeps, of one connection's bare ACKs, the keepalive probes: a
+// probe carries the sequence number one below the next (tcp_xmit_probe_skb
+// sends snd_una - 1), so a bare ACK whose sequence number is one above
+// another's is an ordinary ACK (a delayed one, or the answer to a
+// retransmitted SYN-ACK on a slow machine), not a probe.
+func probesOnly(pkts []Pkt) []Pkt {
+	below := map[uint32]bool{}
+	for _, p := range pkts {
+		below[p.Seq] = true
+	}
+	var out []Pkt
+	for _, p := range pkts {
+		if !below[p.Seq-1] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // probesAt checks keepalive probes against the times the timer predicts,
 // counted from the fault: the first within 15% + 300 ms of its time, the
 // gaps as schedule allows.

@@ -54,3 +54,21 @@ func TestDistinctWrites(t *testing.T) {
 		t.Errorf("two writes: %+v", r[0])
 	}
 }
+
+// TestProbesOnly: of a connection's bare ACKs, those one below another's
+// sequence number are keepalive probes (snd_una - 1); the other is an
+// ordinary ACK, and is not counted as a probe.
+func TestProbesOnly(t *testing.T) {
+	ack := func(seq uint32, ms int) Pkt {
+		return Pkt{Decoded: capture.Decoded{Flags: capture.ACK, Seq: seq}, Point: PointRouterClient, T: time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond)}
+	}
+	check := PacketCheck{Point: PointRouterClient, Match: keepaliveProbe, Select: probesOnly, Min: 2, Max: 2}
+	withACK := map[string][]Pkt{PointRouterClient: {ack(1000, 10), ack(999, 1000), ack(999, 2000)}}
+	if r := checkPackets([]PacketCheck{check}, withACK, time.Time{}); r[0].Got != 2 || !r[0].OK {
+		t.Errorf("a delayed ACK and two probes: counted %d, want 2", r[0].Got)
+	}
+	probes := map[string][]Pkt{PointRouterClient: {ack(999, 1000), ack(999, 2000), ack(999, 3000)}}
+	if r := checkPackets([]PacketCheck{check}, probes, time.Time{}); r[0].Got != 3 || r[0].OK {
+		t.Errorf("three probes: counted %d (ok %v), want 3 and not ok", r[0].Got, r[0].OK)
+	}
+}

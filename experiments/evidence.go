@@ -164,6 +164,10 @@ type PacketCheck struct {
 	// Distinct, if set, counts the matching packets by key rather than
 	// one by one: a write and its retransmissions are one write.
 	Distinct func(p Pkt) string
+	// Select, if set, keeps some of the matching packets, chosen among
+	// them all: what one packet alone cannot tell (a keepalive probe from
+	// a bare ACK, by their sequence numbers).
+	Select func([]Pkt) []Pkt
 	// Min and Max bound the count; Max < 0 means no upper bound.
 	Min, Max int
 	// Judge, if set, checks when the matching packets came (their times
@@ -197,17 +201,24 @@ func (c PacketCheck) want() string {
 func checkPackets(checks []PacketCheck, pkts map[string][]Pkt, fault time.Time) []PacketCheckResult {
 	var out []PacketCheckResult
 	for _, c := range checks {
-		var times []time.Time
-		keys := map[string]bool{}
+		var matched []Pkt
 		for _, p := range pkts[c.Point] {
 			if c.AfterFault && !fault.IsZero() && p.T.Before(fault) {
 				continue
 			}
 			if c.Match(p) {
-				times = append(times, p.T)
-				if c.Distinct != nil {
-					keys[c.Distinct(p)] = true
-				}
+				matched = append(matched, p)
+			}
+		}
+		if c.Select != nil {
+			matched = c.Select(matched)
+		}
+		var times []time.Time
+		keys := map[string]bool{}
+		for _, p := range matched {
+			times = append(times, p.T)
+			if c.Distinct != nil {
+				keys[c.Distinct(p)] = true
 			}
 		}
 		n := len(times)
