@@ -55,38 +55,32 @@ func (w *Window) Widen() *Window {
 	return &Window{FromCall: w.FromCall, FromWrite: w.FromWrite, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
+// with returns a copy of w changed by f; a nil window stays nil.
+func (w *Window) with(f func(*Window)) *Window {
+	if w == nil {
+		return nil
+	}
+	c := *w
+	f(&c)
+	return &c
+}
+
 // shift moves both ends of w later by d.
 func (w *Window) shift(d time.Duration) *Window {
-	c := *w
-	c.Min, c.Max = c.Min+d, c.Max+d
-	return &c
+	return w.with(func(c *Window) { c.Min, c.Max = c.Min+d, c.Max+d })
 }
 
 // afterWrite counts w from the write the call waits on (the node's
 // previous call), when that came later than the fault: the retransmission
 // timer starts at the write, and tcplab's own delay in making the write
 // after the fault is not the kernel's time.
-func afterWrite(w *Window) *Window {
-	if w == nil {
-		return nil
-	}
-	c := *w
-	c.FromWrite = true
-	return &c
-}
+func afterWrite(w *Window) *Window { return w.with(func(c *Window) { c.FromWrite = true }) }
 
 // afterCall counts w from the call, when that came later than the fault:
 // a timer the call itself starts (connect's SYN timer) runs from the call,
 // and tcplab's own delay in making it after the fault is not the kernel's
 // time.
-func afterCall(w *Window) *Window {
-	if w == nil {
-		return nil
-	}
-	c := *w
-	c.FromCall = true
-	return &c
-}
+func afterCall(w *Window) *Window { return w.with(func(c *Window) { c.FromCall = true }) }
 
 // AtOnce is the window for a call that no timer delays: it returns as soon
 // as the packets have crossed the lab, counted from the fault or, if it
