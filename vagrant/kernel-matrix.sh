@@ -63,7 +63,9 @@ for box in $boxes; do
 		status=1
 		continue
 	fi
-	vagrant upload "$bin" /tmp/tcplab
+	# Streamed over ssh rather than `vagrant upload`, which needs an scp
+	# binary in the guest (Debian 14's minimal system has none).
+	vagrant ssh -c 'cat >/tmp/tcplab && chmod 755 /tmp/tcplab' -- -T <"$bin"
 	t1=$(date +%s)
 	say "$box: run all --family both, matrix (in the VM)"
 	vagrant ssh -c "$run_cmd" -- -T || true
