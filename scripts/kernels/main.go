@@ -27,7 +27,7 @@ import (
 // responsible: keyed by case id, matched against the difference's text.
 var known = []struct{ caseID, contains, why string }{
 	{"", "error", "The case could not run on that kernel: see the error; a missing sysctl or feature is the usual cause."},
-	{"", "tcp_syn_linear_timeouts", "net.ipv4.tcp_syn_linear_timeouts (Linux 6.5, commit ccce324dabfe) exists on the newer kernel only; tcplab sets it where it exists and " +
+	{"", "tcp_syn_linear_timeouts", "net.ipv4.tcp_syn_linear_timeouts (Linux 6.5, commit ccce324dabfe) exists on kernels from 6.5 on only; tcplab sets it where it exists and " +
 		"predicts the SYN schedule from it (see connect-timeout)."},
 	{"", "for the fourth", "With tcp_syn_linear_timeouts (6.5) the fourth connection's SYN is retransmitted on a 1 s schedule, without it on a doubling one: " +
 		"within the same time one more SYN on the newer kernel. The expectation follows the sysctl's presence."},
