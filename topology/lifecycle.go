@@ -45,13 +45,13 @@ func (l *Lab) SetLink(on, to string, up bool) error {
 		return err
 	}
 	// Up is up once IPv6 can use the link at both ends too (each
-	// link-local address is configured from the kernel's work queue, after
-	// the link, or its peer's carrier, comes up).
-	if err := n.waitLinkLocal(name, 5*time.Second); err != nil {
+	// address is made usable from the kernel's work queue, after the
+	// link, or its peer's carrier, comes up).
+	if err := n.waitIPv6Ready(name, 5*time.Second); err != nil {
 		return err
 	}
 	peer := l.Node(to)
-	return peer.waitLinkLocal(LinkName(l.ID, to, on), 5*time.Second)
+	return peer.waitIPv6Ready(LinkName(l.ID, to, on), 5*time.Second)
 }
 
 // Reboot flushes node role (the client or the server) and brings it back,

@@ -32,6 +32,11 @@ func nodeSysctls(role string) []kv {
 			// would hold them "tentative" for a second or more, and no
 			// other host can claim them in a lab.
 			kv{p + "accept_dad", "0"},
+			// An address added before the link was ready stays tentative
+			// until its DAD work runs, which addrconf_dad_kick delays by a
+			// random 0 to router_solicitation_delay (1 s by default), even
+			// with DAD off; 0 runs it at once.
+			kv{p + "router_solicitation_delay", "0"},
 			kv{p + "accept_ra", "0"},
 			kv{p + "router_solicitations", "0"},
 			// A link set down and up again keeps its addresses, as IPv4's do.
@@ -227,7 +232,15 @@ func (l *Lab) connect(other *Node) error {
 	if err := r.waitOperUp(rName); err != nil {
 		return err
 	}
-	return other.waitOperUp(oName)
+	if err := other.waitOperUp(oName); err != nil {
+		return err
+	}
+	// Then for IPv6 at both ends: the kernel makes each address usable
+	// from its own work queue, once it has seen the carrier.
+	if err := other.waitIPv6Ready(oName, 5*time.Second); err != nil {
+		return err
+	}
+	return r.waitIPv6Ready(rName, 5*time.Second)
 }
 
 // waitOperUp waits for the link's operational state to become up, on link
@@ -376,21 +389,15 @@ func (l *Lab) Reconnect(role string) error {
 	if n == nil || role == Router {
 		return fmt.Errorf("reconnect %s: only the client or the server can be reconnected", role)
 	}
-	if err := l.connect(n); err != nil {
-		return err
-	}
-	// A host is back up when the IPv6 stacks at both ends have brought
-	// the link up too: the kernel configures each link-local address from
-	// its own work queue, after the link is up.
-	if err := n.waitLinkLocal(LinkName(l.ID, role, Router), 5*time.Second); err != nil {
-		return err
-	}
-	return l.Router.waitLinkLocal(LinkName(l.ID, Router, role), 5*time.Second)
+	// connect returns once both families can use the link.
+	return l.connect(n)
 }
 
-// waitLinkLocal waits until the link has a usable (not tentative) IPv6
-// link-local address, polling the node's addresses.
-func (n *Node) waitLinkLocal(name string, timeout time.Duration) error {
+// waitIPv6Ready waits until IPv6 can use the link: it has a link-local
+// address and no address on it is still tentative (an address added
+// before the link was ready stays so until the kernel's DAD work for it
+// runs, one work item per address). It polls the node's addresses.
+func (n *Node) waitIPv6Ready(name string, timeout time.Duration) error {
 	h, err := n.handle()
 	if err != nil {
 		return err
@@ -408,12 +415,21 @@ func (n *Node) waitLinkLocal(name string, timeout time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("list addresses of %s in %s: %w", name, n.NSName, err)
 		}
+		linkLocal, tentative := false, ""
 		for _, a := range addrs {
-			if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-				return nil
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				tentative = a.IP.String()
+			} else if a.IP.IsLinkLocalUnicast() {
+				linkLocal = true
 			}
 		}
+		if linkLocal && tentative == "" {
+			return nil
+		}
 		if time.Now().After(deadline) {
+			if tentative != "" {
+				return fmt.Errorf("%s in %s: address %s still tentative after %v", name, n.NSName, tentative, timeout)
+			}
 			return fmt.Errorf("%s in %s has no usable IPv6 link-local address after %v", name, n.NSName, timeout)
 		}
 		time.Sleep(time.Millisecond) // polling the kernel's address list
