@@ -44,24 +44,9 @@ func (l *Lab) SetLink(on, to string, up bool) error {
 	if err := l.Rewire(host); err != nil {
 		return err
 	}
-	// The end that stayed up only regained its carrier: its queueing
-	// discipline comes back when the kernel's link-watch work runs
-	// (linkwatch_do_dev: operational state, then dev_activate), and a
-	// frame sent before is dropped. Wait for both ends, as Up does.
-	peer, peerName := l.Node(to), LinkName(l.ID, to, on)
-	if err := n.waitOperUp(name); err != nil {
-		return err
-	}
-	if err := peer.waitOperUp(peerName); err != nil {
-		return err
-	}
-	// Up is up once IPv6 can use the link at both ends too (each
-	// address is made usable from the kernel's work queue, after the
-	// link, or its peer's carrier, comes up).
-	if err := n.waitIPv6Ready(name, 5*time.Second); err != nil {
-		return err
-	}
-	return peer.waitIPv6Ready(peerName, 5*time.Second)
+	// The end that stayed up only regained its carrier: as after Up,
+	// wait until both ends carry frames and IPv6 can use the link.
+	return waitUsable(n, name, l.Node(to), LinkName(l.ID, to, on))
 }
 
 // Reboot flushes node role (the client or the server) and brings it back,

@@ -226,21 +226,27 @@ func (l *Lab) connect(other *Node) error {
 	if err := l.wire(other, rl, ol); err != nil {
 		return err
 	}
-	// The kernel attaches a link's queueing discipline only when its
-	// link-watch work sees the carrier: a frame sent before that is
-	// dropped. Wait for both ends to be operationally up.
-	if err := r.waitOperUp(rName); err != nil {
+	return waitUsable(r, rName, other, oName)
+}
+
+// waitUsable returns once the link between node a's end aName and node b's
+// end bName carries frames and IPv6 can use it. The kernel attaches an
+// end's queueing discipline only when its link-watch work sees the carrier
+// (linkwatch_do_dev: operational state, then dev_activate), and a frame
+// sent before is dropped: both ends must be operationally up. Then IPv6 at
+// both ends: the kernel makes each address usable from its own work queue,
+// once it has seen the carrier.
+func waitUsable(a *Node, aName string, b *Node, bName string) error {
+	if err := a.waitOperUp(aName); err != nil {
 		return err
 	}
-	if err := other.waitOperUp(oName); err != nil {
+	if err := b.waitOperUp(bName); err != nil {
 		return err
 	}
-	// Then for IPv6 at both ends: the kernel makes each address usable
-	// from its own work queue, once it has seen the carrier.
-	if err := other.waitIPv6Ready(oName, 5*time.Second); err != nil {
+	if err := b.waitIPv6Ready(bName, 5*time.Second); err != nil {
 		return err
 	}
-	return r.waitIPv6Ready(rName, 5*time.Second)
+	return a.waitIPv6Ready(aName, 5*time.Second)
 }
 
 // waitOperUp waits for the link's operational state to become up, on link
