@@ -400,9 +400,14 @@ func (l *Lab) Reconnect(role string) error {
 }
 
 // waitIPv6Ready waits until IPv6 can use the link: it has a link-local
-// address and no address on it is still tentative (an address added
-// before the link was ready stays so until the kernel's DAD work for it
-// runs, one work item per address). It polls the node's addresses.
+// address, no address on it is still tentative (an address added before
+// the link was ready stays so until the kernel's DAD work for it runs, one
+// work item per address), and every address has its host route in the
+// local table. The DAD work clears the tentative flag before it inserts
+// that route (addrconf_dad_begin, then addrconf_dad_completed and
+// __ipv6_ifa_notify), and until then a packet to the address is not
+// delivered locally: a SYN in that window is dropped. It polls the node's
+// addresses and local routes.
 func (n *Node) waitIPv6Ready(name string, timeout time.Duration) error {
 	h, err := n.handle()
 	if err != nil {
@@ -414,32 +419,56 @@ func (n *Node) waitIPv6Ready(name string, timeout time.Duration) error {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		addrs, err := h.AddrList(link, unix.AF_INET6)
+		missing, err := ipv6NotReady(h, link)
 		if errors.Is(err, netlink.ErrDumpInterrupted) {
-			continue // the list changed while it was read: read it again
+			continue // a list changed while it was read: read it again
 		}
 		if err != nil {
-			return fmt.Errorf("list addresses of %s in %s: %w", name, n.NSName, err)
+			return fmt.Errorf("%s in %s: %w", name, n.NSName, err)
 		}
-		linkLocal, tentative := false, ""
-		for _, a := range addrs {
-			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
-				tentative = a.IP.String()
-			} else if a.IP.IsLinkLocalUnicast() {
-				linkLocal = true
-			}
-		}
-		if linkLocal && tentative == "" {
+		if missing == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			if tentative != "" {
-				return fmt.Errorf("%s in %s: address %s still tentative after %v", name, n.NSName, tentative, timeout)
-			}
-			return fmt.Errorf("%s in %s has no usable IPv6 link-local address after %v", name, n.NSName, timeout)
+			return fmt.Errorf("%s in %s: %s after %v", name, n.NSName, missing, timeout)
 		}
-		time.Sleep(time.Millisecond) // polling the kernel's address list
+		time.Sleep(time.Millisecond) // polling the kernel's addresses and routes
 	}
+}
+
+// ipv6NotReady says what IPv6 on link still lacks, or "" when it is ready.
+func ipv6NotReady(h *netlink.Handle, link netlink.Link) (string, error) {
+	addrs, err := h.AddrList(link, unix.AF_INET6)
+	if err != nil {
+		return "", fmt.Errorf("list addresses: %w", err)
+	}
+	linkLocal := false
+	for _, a := range addrs {
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			return "address " + a.IP.String() + " still tentative", nil
+		}
+		linkLocal = linkLocal || a.IP.IsLinkLocalUnicast()
+	}
+	if !linkLocal {
+		return "no usable IPv6 link-local address", nil
+	}
+	routes, err := h.RouteListFiltered(unix.AF_INET6, &netlink.Route{Table: unix.RT_TABLE_LOCAL}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return "", fmt.Errorf("list local routes: %w", err)
+	}
+	for _, a := range addrs {
+		found := false
+		for _, r := range routes {
+			if r.Type == unix.RTN_LOCAL && r.Dst != nil && r.Dst.IP.Equal(a.IP) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return "address " + a.IP.String() + " has no local route yet", nil
+		}
+	}
+	return "", nil
 }
 
 // Recreate makes a fresh namespace for node n under the same name, with the
