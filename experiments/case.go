@@ -40,6 +40,11 @@ type Window struct {
 	// node's previous call, the write whose retransmissions the call
 	// waits on: the timer starts at the write.
 	FromWrite bool `json:"-"`
+	// FromPeerWrite counts the span from the later of the fault and the
+	// other end's latest write begun before the call returned: the call
+	// reads data whose delivery that write's timers decide, and tcplab
+	// may have made the call only after the data had arrived.
+	FromPeerWrite bool `json:"-"`
 }
 
 // Around is the window for a kernel timer predicted to fire at d: it allows
@@ -52,7 +57,7 @@ func (w *Window) Widen() *Window {
 	if w == nil {
 		return nil
 	}
-	return &Window{FromCall: w.FromCall, FromWrite: w.FromWrite, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
+	return &Window{FromCall: w.FromCall, FromWrite: w.FromWrite, FromPeerWrite: w.FromPeerWrite, Min: w.Min - w.Min/20 - 50*time.Millisecond, Max: w.Max + w.Max*15/100 + 400*time.Millisecond}
 }
 
 // with returns a copy of w changed by f; a nil window stays nil.
@@ -75,6 +80,10 @@ func (w *Window) shift(d time.Duration) *Window {
 // timer starts at the write, and tcplab's own delay in making the write
 // after the fault is not the kernel's time.
 func afterWrite(w *Window) *Window { return w.with(func(c *Window) { c.FromWrite = true }) }
+
+// afterPeerWrite counts w from the other end's write whose data the call
+// reads, when that came later than the fault.
+func afterPeerWrite(w *Window) *Window { return w.with(func(c *Window) { c.FromPeerWrite = true }) }
 
 // afterCall counts w from the call, when that came later than the fault:
 // a timer the call itself starts (connect's SYN timer) runs from the call,
@@ -100,6 +109,9 @@ func (w *Window) String() string {
 	if w.FromWrite {
 		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the write"
 	}
+	if w.FromPeerWrite {
+		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the other end's write"
+	}
 	if w.FromCall {
 		return "after " + fmtDur(w.Min) + ".." + fmtDur(w.Max) + " of the fault or the call"
 	}
@@ -109,11 +121,12 @@ func (w *Window) String() string {
 // MarshalJSON gives the window in milliseconds.
 func (w *Window) MarshalJSON() ([]byte, error) {
 	v := struct {
-		Min       int64 `json:"min_ms"`
-		Max       int64 `json:"max_ms"`
-		FromCall  bool  `json:"from_call,omitempty"`
-		FromWrite bool  `json:"from_write,omitempty"`
-	}{w.Min.Milliseconds(), w.Max.Milliseconds(), w.FromCall, w.FromWrite}
+		Min           int64 `json:"min_ms"`
+		Max           int64 `json:"max_ms"`
+		FromCall      bool  `json:"from_call,omitempty"`
+		FromWrite     bool  `json:"from_write,omitempty"`
+		FromPeerWrite bool  `json:"from_peer_write,omitempty"`
+	}{w.Min.Milliseconds(), w.Max.Milliseconds(), w.FromCall, w.FromWrite, w.FromPeerWrite}
 	return json.Marshal(v)
 }
 
@@ -121,16 +134,17 @@ func (w *Window) MarshalJSON() ([]byte, error) {
 // its windows.
 func (w *Window) UnmarshalJSON(b []byte) error {
 	var v struct {
-		Min       int64 `json:"min_ms"`
-		Max       int64 `json:"max_ms"`
-		FromCall  bool  `json:"from_call"`
-		FromWrite bool  `json:"from_write"`
+		Min           int64 `json:"min_ms"`
+		Max           int64 `json:"max_ms"`
+		FromCall      bool  `json:"from_call"`
+		FromWrite     bool  `json:"from_write"`
+		FromPeerWrite bool  `json:"from_peer_write"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	w.Min, w.Max = time.Duration(v.Min)*time.Millisecond, time.Duration(v.Max)*time.Millisecond
-	w.FromCall, w.FromWrite = v.FromCall, v.FromWrite
+	w.FromCall, w.FromWrite, w.FromPeerWrite = v.FromCall, v.FromWrite, v.FromPeerWrite
 	return nil
 }
 

@@ -40,7 +40,7 @@ var _ = register(&Case{
 	Packets: func(t Timing) []PacketCheck {
 		a := addrsOf(t.Family)
 		return []PacketCheck{
-			{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 3, Max: -1, Judge: backingOff},
+			{Desc: "the client's data and its retransmissions", Point: PointRouterClient, AfterFault: true, Match: and(tcpFromClient(a, t.Port), withData), Min: 3, Max: -1, Judge: backingOff(rtoBounds(t))},
 			{Desc: "anything reaching the client after the crash (no FIN, no RST, no ICMP)", Point: PointRouterClient, AfterFault: true, Match: toClient(a), Max: 0},
 		}
 	},

@@ -146,7 +146,7 @@ var _ = register(&Case{
 			{Desc: "the handshakes reaching the server from the router's address (masqueraded)", Point: PointRouterServer,
 				Match: and(func(p Pkt) bool { return p.Proto == "tcp" && p.Src == routerOut && p.DstPort == t.Port }, flagsAre(capture.SYN)), Min: 2, Max: 2},
 			{Desc: "the idle connection's data and retransmissions after the router forgot it", Point: PointRouterClient, AfterFault: true,
-				Match: and(fromClientConn(a, t.Port, natConnIdle), withData), Min: 3, Max: -1, Judge: backingOff},
+				Match: and(fromClientConn(a, t.Port, natConnIdle), withData), Min: 3, Max: -1, Judge: backingOff(rtoBounds(t))},
 			{Desc: "any of them forwarded to the server", Point: PointRouterServer, AfterFault: true,
 				Match: func(p Pkt) bool { return p.Proto == "tcp" && p.SrcPort == connPort(natConnIdle) && p.DstPort == t.Port }, Max: 0},
 			{Desc: "a RST or anything else reaching the idle connection's client after the router forgot it", Point: PointRouterClient, AfterFault: true,

@@ -70,7 +70,7 @@ var _ = register(&Case{
 			"which has no connection any more, answers with a RST: the server's recv fails with ECONNRESET.", fmtDur(partitionShort), t.Basis)
 	},
 	Course: func(t Timing) []Step {
-		rto := [2]time.Duration{max(t.RTO-30*time.Millisecond, rtoRange[0]), t.RTO}
+		rto := rtoBounds(t)
 		return append(established(),
 			call("client", "send", "ok").within(AtOnce()),
 			// The first retransmission after the heal, as it really came: the

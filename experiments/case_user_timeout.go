@@ -100,7 +100,7 @@ var _ = register(&Case{
 		a := addrsOf(t.Family)
 		return []PacketCheck{
 			{Desc: "the writing connection's data and its retransmissions, backing off", Point: PointRouterClient, AfterFault: true,
-				Match: and(fromClientConn(a, t.Port, utConnWrite), withData), Min: 3, Max: -1, Judge: backingOff},
+				Match: and(fromClientConn(a, t.Port, utConnWrite), withData), Min: 3, Max: -1, Judge: backingOff(rtoBounds(t))},
 			{Desc: "a RST from the writing connection when the user timeout ends it", Point: PointRouterClient, AfterFault: true,
 				Match: and(fromClientConn(a, t.Port, utConnWrite), hasFlag(capture.RST)), Max: 0},
 			{Desc: "the keepalive connection's probes, cut short by the user timeout", Point: PointRouterClient, AfterFault: true,

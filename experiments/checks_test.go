@@ -9,7 +9,8 @@ import (
 
 // TestBackingOffCapped: the gaps of a full-length --kernel-defaults crash,
 // as the kernel made them, double until TCP_RTO_MAX and then stay there;
-// gaps that stop doubling short of it are not backoff.
+// gaps that stop doubling short of it are not backoff. One timer that
+// fired late (under emulation) does not make the next gap look short.
 func TestBackingOffCapped(t *testing.T) {
 	at := func(gaps ...time.Duration) []time.Time {
 		ts := []time.Time{time.Unix(0, 0)}
@@ -21,16 +22,22 @@ func TestBackingOffCapped(t *testing.T) {
 	ms := time.Millisecond
 	full := at(207*ms, 208*ms, 420*ms, 827*ms, 1660*ms, 3300*ms, 6660*ms, 13310*ms, 26880*ms, 53250*ms,
 		108*time.Second, 120*time.Second, 120*time.Second, 120*time.Second, 120*time.Second, 120*time.Second)
-	if ok, detail := backingOff(full, time.Time{}); !ok {
+	judge := backingOff(rtoRange)
+	if ok, detail := judge(full, time.Time{}); !ok {
 		t.Errorf("a backoff capped at TCP_RTO_MAX judged wrong: %s", detail)
 	}
+	if ok, detail := judge(at(211*ms, 371*ms, 420*ms, 834*ms), time.Time{}); !ok {
+		t.Errorf("a backoff with one late timer judged wrong: %s", detail)
+	}
 	for name, ts := range map[string][]time.Time{
-		"stops doubling":        at(207*ms, 208*ms, 420*ms, 827*ms, 830*ms),
-		"stops short of 120 s":  at(207*ms, 208*ms, 420*ms, 26880*ms, 53250*ms, 60*time.Second),
-		"grows past 120 s":      at(207*ms, 208*ms, 420*ms, 107*time.Second, 120*time.Second, 240*time.Second),
-		"no backoff from start": at(200*ms, 200*ms, 200*ms, 200*ms),
+		"stops doubling":          at(207*ms, 208*ms, 420*ms, 827*ms, 830*ms),
+		"stops short of 120 s":    at(207*ms, 208*ms, 420*ms, 26880*ms, 53250*ms, 60*time.Second),
+		"grows past 120 s":        at(207*ms, 208*ms, 420*ms, 107*time.Second, 120*time.Second, 240*time.Second),
+		"no backoff from start":   at(200*ms, 200*ms, 200*ms, 200*ms),
+		"a late timer, then none": at(211*ms, 371*ms, 420*ms, 440*ms),
+		"backs off from too long": at(207*ms, 900*ms, 1800*ms, 3600*ms),
 	} {
-		if ok, detail := backingOff(ts, time.Time{}); ok {
+		if ok, detail := judge(ts, time.Time{}); ok {
 			t.Errorf("%s: judged backoff: %s", name, detail)
 		}
 	}
@@ -70,5 +77,30 @@ func TestProbesOnly(t *testing.T) {
 	probes := map[string][]Pkt{PointRouterClient: {ack(999, 1000), ack(999, 2000), ack(999, 3000)}}
 	if r := checkPackets([]PacketCheck{check}, probes, time.Time{}); r[0].Got != 3 || r[0].OK {
 		t.Errorf("three probes: counted %d (ok %v), want 3 and not ok", r[0].Got, r[0].OK)
+	}
+}
+
+// TestPeerWriteWindow: a recv of data whose delivery the other end's write
+// decides is timed from that write, not from the recv's own call, which a
+// slow machine may make only after the data arrived (pmtu-blackhole under
+// emulation: the server's recv began 880 ms after the client's write and
+// returned at once). Data that came too soon after the write still fails.
+func TestPeerWriteWindow(t *testing.T) {
+	w := afterPeerWrite(&Window{Min: 531 * time.Millisecond, Max: 1230 * time.Millisecond})
+	want := []Call{{Node: "client", Syscall: "send", Result: "ok"}, {Node: "server", Syscall: "recv", Result: "ok", Within: w}}
+	events := func(recvAt, recvFor float64) []EventOut {
+		return []EventOut{
+			{Node: "client", Syscall: "send", Result: "ok", TMS: 115.9, DurationMS: 16.1, AtMS: 2649.1},
+			{Node: "server", Syscall: "recv", Result: "ok", TMS: recvAt - 2533.2, DurationMS: recvFor, AtMS: recvAt},
+		}
+	}
+	if d := compare(want, events(3535.4, 3.9), true, "Linux"); len(d) != 0 {
+		t.Errorf("the recv begun after the data arrived: %v", d)
+	}
+	if d := compare(want, events(3257.2, 625), true, "Linux"); len(d) != 0 {
+		t.Errorf("the recv begun before the write: %v", d)
+	}
+	if d := compare(want, events(2740, 107), true, "Linux"); len(d) != 1 {
+		t.Errorf("data 107 ms after the write: %v, want one difference", d)
 	}
 }

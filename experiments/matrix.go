@@ -103,7 +103,7 @@ func matrixCase(c Code, phase string) *Case {
 		}
 		k.Packets = func(t Timing) []PacketCheck {
 			a := addrsOf(t.Family)
-			judge := backingOff
+			judge := backingOff(rtoBounds(t))
 			if c.Revert {
 				judge = notBackingOff(max(t.RTO, rtoRange[1]))
 			}

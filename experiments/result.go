@@ -280,7 +280,7 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 				if i > 0 {
 					prev = &g[i-1]
 				}
-				if ok, t, since := inWindow(w[i].Within, g[i], prev); !ok {
+				if ok, t, since := inWindow(w[i].Within, g[i], prev, peerWrite(got, g[i])); !ok {
 					diffs = append(diffs, fmt.Sprintf("%s: %s → %s returned %s after %s, %s %s", n, g[i].Syscall, g[i].Result, fmtDur(t), since, says, w[i].Within))
 				}
 			}
@@ -289,9 +289,23 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 	return diffs
 }
 
+// peerWrite is the latest write of another node begun before e returned,
+// or nil.
+func peerWrite(got []EventOut, e EventOut) *EventOut {
+	var w *EventOut
+	for i := range got {
+		g := &got[i]
+		if g.Node != e.Node && (g.Syscall == "send" || g.Syscall == "write") && g.AtMS-g.DurationMS <= e.AtMS && (w == nil || g.AtMS > w.AtMS) {
+			w = g
+		}
+	}
+	return w
+}
+
 // inWindow tells whether an observed call returned within w, and when,
-// counted from what.
-func inWindow(w *Window, e EventOut, prev *EventOut) (ok bool, t time.Duration, since string) {
+// counted from what: the fault, or the later moment w names (prev is the
+// node's previous call, peer the other end's write).
+func inWindow(w *Window, e EventOut, prev, peer *EventOut) (ok bool, t time.Duration, since string) {
 	t, since = time.Duration(e.TMS*float64(time.Millisecond)), "the fault"
 	if d := time.Duration(e.DurationMS * float64(time.Millisecond)); w.FromCall && d < t {
 		t, since = d, "the call was made"
@@ -299,6 +313,11 @@ func inWindow(w *Window, e EventOut, prev *EventOut) (ok bool, t time.Duration, 
 	if prev != nil && w.FromWrite {
 		if d := time.Duration((e.AtMS - prev.AtMS) * float64(time.Millisecond)); d < t {
 			t, since = d, "the write"
+		}
+	}
+	if peer != nil && w.FromPeerWrite {
+		if d := time.Duration((e.AtMS - (peer.AtMS - peer.DurationMS)) * float64(time.Millisecond)); d < t {
+			t, since = d, "the other end's write began"
 		}
 	}
 	return t >= w.Min && t <= w.Max, t, since

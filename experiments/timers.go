@@ -120,6 +120,17 @@ func retransGap(i int, rto time.Duration, revert bool) time.Duration {
 // (Measured.RTO, read with TCP_INFO after connect).
 var rtoRange = [2]time.Duration{200 * time.Millisecond, 230 * time.Millisecond}
 
+// rtoBounds is the span of retransmission timeouts a run's prediction
+// allows: up to the RTO it measured (or rtoRange's top), and at most 30 ms
+// less, not under rtoRange's bottom; rtoRange for a prediction that sets
+// no RTO.
+func rtoBounds(t Timing) [2]time.Duration {
+	if t.RTO == 0 {
+		return rtoRange
+	}
+	return [2]time.Duration{max(t.RTO-30*time.Millisecond, rtoRange[0]), t.RTO}
+}
+
 // synSettings: an unanswered connect, under tcp_syn_retries.
 func synSettings(cfg Config) Settings {
 	n := fastSynRetries
