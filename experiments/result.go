@@ -289,13 +289,13 @@ func compare(want []Call, got []EventOut, timing bool, says string) []string {
 	return diffs
 }
 
-// peerWrite is the latest write of another node begun before e returned,
+// peerWrite is the latest write (send) of another node begun before e returned,
 // or nil.
 func peerWrite(got []EventOut, e EventOut) *EventOut {
 	var w *EventOut
 	for i := range got {
 		g := &got[i]
-		if g.Node != e.Node && (g.Syscall == "send" || g.Syscall == "write") && g.AtMS-g.DurationMS <= e.AtMS && (w == nil || g.AtMS > w.AtMS) {
+		if g.Node != e.Node && g.Syscall == "send" && g.AtMS-g.DurationMS <= e.AtMS && (w == nil || g.AtMS > w.AtMS) {
 			w = g
 		}
 	}
