@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -212,9 +213,12 @@ func (l *Lab) connect(other *Node) error {
 		}
 		return fmt.Errorf("create veth %s<->%s: %w", rName, oName, err)
 	}
-	rl, err := rh.LinkByName(rName)
-	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", rName, r.NSName, err)
+	// LinkAdd has looked the router's end up to fill in its index.
+	var rl netlink.Link = veth
+	if veth.Index == 0 {
+		if rl, err = rh.LinkByName(rName); err != nil {
+			return fmt.Errorf("find %s in %s: %w", rName, r.NSName, err)
+		}
 	}
 	ol, err := oh.LinkByName(oName)
 	if err != nil {
@@ -230,64 +234,84 @@ func (l *Lab) connect(other *Node) error {
 }
 
 // waitUsable returns once the link between node a's end aName and node b's
-// end bName carries frames and IPv6 can use it. The kernel attaches an
-// end's queueing discipline only when its link-watch work sees the carrier
-// (linkwatch_do_dev: operational state, then dev_activate), and a frame
-// sent before is dropped: both ends must be operationally up. Then IPv6 at
-// both ends: the kernel makes each address usable from its own work queue,
-// once it has seen the carrier.
+// end bName carries frames and IPv6 can use it, at both ends (linkNotReady
+// says what that takes).
 func waitUsable(a *Node, aName string, b *Node, bName string) error {
-	if err := a.waitOperUp(aName); err != nil {
+	if err := a.waitReady(aName, 5*time.Second); err != nil {
 		return err
 	}
-	if err := b.waitOperUp(bName); err != nil {
-		return err
-	}
-	if err := b.waitIPv6Ready(bName, 5*time.Second); err != nil {
-		return err
-	}
-	return a.waitIPv6Ready(aName, 5*time.Second)
+	return b.waitReady(bName, 5*time.Second)
 }
 
-// waitOperUp waits for the link's operational state to become up, on link
-// notifications rather than by polling.
-func (n *Node) waitOperUp(name string) error {
-	ns, err := n.NS()
-	if err != nil {
-		return err
-	}
+// waitReady waits until the node's end name of a link is usable. It looks
+// first, and only if something is missing subscribes to the namespace's
+// link, IPv6 address and IPv6 route notifications, looks again (no change
+// can fall between the two), and then looks once more after each
+// notification. At the end of Up the link is usually usable at the first
+// look, and the subscription is saved.
+func (n *Node) waitReady(name string, timeout time.Duration) error {
 	h, err := n.handle()
 	if err != nil {
 		return err
 	}
-	ch := make(chan netlink.LinkUpdate, 16)
-	done := make(chan struct{})
-	defer close(done)
-	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &ns}); err != nil {
-		return fmt.Errorf("watch %s in %s: %w", name, n.NSName, err)
-	}
-	// Subscribed first, then checked: no update can fall in between.
-	l, err := h.LinkByName(name)
-	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", name, n.NSName, err)
-	}
-	if l.Attrs().OperState == netlink.OperUp {
-		return nil
-	}
-	timeout := time.After(5 * time.Second)
+	deadline := time.Now().Add(timeout)
+	var s *nl.NetlinkSocket
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
 	for {
-		select {
-		case u, ok := <-ch:
-			if !ok {
-				return fmt.Errorf("watch %s in %s: notifications closed", name, n.NSName)
+		missing, err := linkNotReady(h, name)
+		if errors.Is(err, netlink.ErrDumpInterrupted) {
+			continue // a list changed while it was read: read it again
+		}
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", name, n.NSName, err)
+		}
+		if missing == "" {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("%s in %s: %s after %v", name, n.NSName, missing, timeout)
+		}
+		if s == nil {
+			err := n.Do(func() (err error) {
+				s, err = nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_LINK, unix.RTNLGRP_IPV6_IFADDR, unix.RTNLGRP_IPV6_ROUTE)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("watch %s in %s: %w", name, n.NSName, err)
 			}
-			if u.Attrs().Name == name && u.Attrs().OperState == netlink.OperUp {
-				return nil
-			}
-		case <-timeout:
-			return fmt.Errorf("wait for %s in %s to come up: timed out after 5s", name, n.NSName)
+			continue
+		}
+		tv := unix.NsecToTimeval(max(left, time.Millisecond).Nanoseconds())
+		_ = s.SetReceiveTimeout(&tv)
+		// Any notification, an overrun (ENOBUFS) or the deadline (EAGAIN):
+		// look again.
+		if _, _, err := s.Receive(); err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ENOBUFS) {
+			return fmt.Errorf("watch %s in %s: %w", name, n.NSName, err)
 		}
 	}
+}
+
+// linkNotReady says what the node's end name of a link still lacks before
+// it is usable, or "" when nothing. The kernel attaches an end's queueing
+// discipline only when its link-watch work sees the carrier
+// (linkwatch_do_dev: operational state, then dev_activate), and a frame
+// sent before is dropped: the end must be operationally up. Then IPv6:
+// the kernel makes each address usable from its own work queue, once it
+// has seen the carrier (ipv6NotReady).
+func linkNotReady(h *netlink.Handle, name string) (string, error) {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return "", fmt.Errorf("find the link: %w", err)
+	}
+	if st := link.Attrs().OperState; st != netlink.OperUp {
+		return "operational state " + st.String() + ", not up", nil
+	}
+	return ipv6NotReady(h, link)
 }
 
 // wire gives the link between the router (rl) and node other (ol) its
@@ -399,44 +423,14 @@ func (l *Lab) Reconnect(role string) error {
 	return l.connect(n)
 }
 
-// waitIPv6Ready waits until IPv6 can use the link: it has a link-local
-// address, no address on it is still tentative (an address added before
-// the link was ready stays so until the kernel's DAD work for it runs, one
-// work item per address), and every address has its host route in the
-// local table. The DAD work clears the tentative flag before it inserts
-// that route (addrconf_dad_begin, then addrconf_dad_completed and
+// ipv6NotReady says what IPv6 on link still lacks, or "" when it is ready:
+// a link-local address, no address still tentative (an address added
+// before the link was ready stays so until the kernel's DAD work for it
+// runs, one work item per address), and every address's host route in
+// the local table. The DAD work clears the tentative flag before it
+// inserts that route (addrconf_dad_begin, then addrconf_dad_completed and
 // __ipv6_ifa_notify), and until then a packet to the address is not
-// delivered locally: a SYN in that window is dropped. It polls the node's
-// addresses and local routes.
-func (n *Node) waitIPv6Ready(name string, timeout time.Duration) error {
-	h, err := n.handle()
-	if err != nil {
-		return err
-	}
-	link, err := h.LinkByName(name)
-	if err != nil {
-		return fmt.Errorf("find %s in %s: %w", name, n.NSName, err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		missing, err := ipv6NotReady(h, link)
-		if errors.Is(err, netlink.ErrDumpInterrupted) {
-			continue // a list changed while it was read: read it again
-		}
-		if err != nil {
-			return fmt.Errorf("%s in %s: %w", name, n.NSName, err)
-		}
-		if missing == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s in %s: %s after %v", name, n.NSName, missing, timeout)
-		}
-		time.Sleep(time.Millisecond) // polling the kernel's addresses and routes
-	}
-}
-
-// ipv6NotReady says what IPv6 on link still lacks, or "" when it is ready.
+// delivered locally: a SYN in that window is dropped.
 func ipv6NotReady(h *netlink.Handle, link netlink.Link) (string, error) {
 	addrs, err := h.AddrList(link, unix.AF_INET6)
 	if err != nil {
