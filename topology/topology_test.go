@@ -129,6 +129,44 @@ func TestClientReachesServer(t *testing.T) {
 	reach(t, l, "tcp4", topology.ServerIP.String()+":7000", topology.ClientIP.String())
 }
 
+// TestLinkSettings: every lab link ends up with the settings the lab
+// depends on, whichever of conf/all, conf/default or the device's own value
+// the kernel reads for each (Up writes each setting only where it counts).
+func TestLinkSettings(t *testing.T) {
+	l := newLab(t)
+	links := map[*topology.Node][]string{
+		l.Client: {topology.LinkName(l.ID, topology.Client, topology.Router)},
+		l.Router: {topology.LinkName(l.ID, topology.Router, topology.Client), topology.LinkName(l.ID, topology.Router, topology.Server)},
+		l.Server: {topology.LinkName(l.ID, topology.Server, topology.Router)},
+	}
+	for n, devs := range links {
+		fwd := "0"
+		if n == l.Router {
+			fwd = "1"
+		}
+		want := map[string]string{"net.ipv6.conf.all.keep_addr_on_down": "1", "net.ipv4.ip_forward": fwd}
+		for _, dev := range devs {
+			for k, v := range map[string]string{
+				"forwarding": fwd, "disable_ipv6": "0", "accept_dad": "0", "accept_ra": "0",
+				"router_solicitations": "0", "router_solicitation_delay": "0", "ignore_routes_with_linkdown": "0",
+			} {
+				want["net.ipv6.conf."+dev+"."+k] = v
+			}
+			for _, scope := range []string{dev, "all"} {
+				for _, k := range []string{"rp_filter", "accept_redirects", "send_redirects", "accept_local", "ignore_routes_with_linkdown"} {
+					want["net.ipv4.conf."+scope+"."+k] = "0"
+				}
+				want["net.ipv4.conf."+scope+".forwarding"] = fwd
+			}
+		}
+		for k, v := range want {
+			if got, err := n.ReadSysctl(k); err != nil || got != v {
+				t.Errorf("%s: %s = %q, %v; want %s", n.Role, k, got, err, v)
+			}
+		}
+	}
+}
+
 func reach(t *testing.T, l *topology.Lab, network, addr, from string) {
 	var ln net.Listener
 	if err := l.Server.Do(func() (err error) {

@@ -15,40 +15,62 @@ import (
 type kv struct{ k, v string }
 
 // nodeSysctls is every setting the lab depends on, written in each
-// namespace before any link exists. New namespaces copy the host's IPv4
-// conf/all and conf/default values (net.core.devconf_inherit_init_net=0),
-// so nothing here is left to the host's choices.
+// namespace before any link exists, so that every link made later takes
+// the default values. New namespaces copy the host's IPv4 conf/all and
+// conf/default values (net.core.devconf_inherit_init_net=0), so nothing
+// here is left to the host's choices. Each setting is written once, where
+// the kernel reads it (the source lines are of Linux 6.18); a write costs a
+// path lookup in /proc/sys, and the forwarding, disable_ipv6 and
+// ignore_routes_with_linkdown handlers each take the RTNL lock, which the
+// other namespaces being built at the same time also want.
 func nodeSysctls(role string) []kv {
 	fwd := "0"
 	if role == Router {
 		fwd = "1"
 	}
+	// ip_forward is conf/all/forwarding, and writing it sets
+	// conf/default/forwarding and every device's too
+	// (devinet_sysctl_forward, inet_forward_change). It also sets
+	// conf/all/accept_redirects to its opposite: that one is written after.
 	s := []kv{{"net.ipv4.ip_forward", fwd}}
-	for _, scope := range []string{"all", "default"} {
-		p := "net.ipv6.conf." + scope + "."
-		s = append(s,
-			kv{p + "disable_ipv6", "0"},
-			kv{p + "forwarding", fwd},
-			// Addresses are usable at once: duplicate address detection
-			// would hold them "tentative" for a second or more, and no
-			// other host can claim them in a lab.
-			kv{p + "accept_dad", "0"},
-			// An address added before the link was ready stays tentative
-			// until its DAD work runs, which addrconf_dad_kick delays by a
-			// random 0 to router_solicitation_delay (1 s by default), even
-			// with DAD off; 0 runs it at once.
-			kv{p + "router_solicitation_delay", "0"},
-			kv{p + "accept_ra", "0"},
-			kv{p + "router_solicitations", "0"},
-			// A link set down and up again keeps its addresses, as IPv4's do.
-			kv{p + "keep_addr_on_down", "1"},
-			kv{p + "ignore_routes_with_linkdown", "0"},
-		)
-	}
+	p := "net.ipv6.conf.all."
+	s = append(s,
+		// Writing these in conf/all sets conf/default and every device's
+		// as well (addrconf_disable_ipv6, addrconf_fixup_forwarding,
+		// addrconf_fixup_linkdown).
+		kv{p + "disable_ipv6", "0"},
+		kv{p + "forwarding", fwd},
+		kv{p + "ignore_routes_with_linkdown", "0"},
+		// A link set down and up again keeps its addresses, as IPv4's do.
+		// conf/all set is enough: addrconf_ifdown keeps them if either
+		// conf/all or the device's value says so.
+		kv{p + "keep_addr_on_down", "1"},
+	)
+	// Addresses are usable at once: duplicate address detection would hold
+	// them "tentative" for a second or more, and no other host can claim
+	// them in a lab. It is skipped only when both conf/all and the
+	// device's accept_dad are below 1 (addrconf_dad_begin).
+	s = append(s, kv{"net.ipv6.conf.all.accept_dad", "0"}, kv{"net.ipv6.conf.default.accept_dad", "0"})
+	p = "net.ipv6.conf.default."
+	s = append(s,
+		// The kernel reads these from the device only (conf/all's values
+		// are never used), so their defaults for the links to come:
+		// an address added before the link was ready stays tentative
+		// until its DAD work runs, which addrconf_dad_kick delays by a
+		// random 0 to router_solicitation_delay (1 s by default), even
+		// with DAD off; 0 runs it at once. No router advertisements are
+		// taken and no solicitations sent.
+		kv{p + "router_solicitation_delay", "0"},
+		kv{p + "accept_ra", "0"},
+		kv{p + "router_solicitations", "0"},
+	)
+	// IPv4 combines conf/all with the device's value (the larger, or
+	// either, or both, depending on the setting: IN_DEV_MAXCONF,
+	// IN_DEV_ORCONF, IN_DEV_ANDCONF), and a new device takes
+	// conf/default: both are written.
 	for _, scope := range []string{"all", "default"} {
 		p := "net.ipv4.conf." + scope + "."
 		s = append(s,
-			kv{p + "forwarding", fwd},
 			kv{p + "rp_filter", "0"},
 			kv{p + "accept_redirects", "0"},
 			kv{p + "send_redirects", "0"},
