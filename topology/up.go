@@ -28,11 +28,12 @@ func nodeSysctls(role string) []kv {
 	if role == Router {
 		fwd = "1"
 	}
-	// ip_forward is conf/all/forwarding, and writing it sets
-	// conf/default/forwarding and every device's too
-	// (devinet_sysctl_forward, inet_forward_change). It also sets
+	// ip_forward is conf/all/forwarding. A change to it is copied to
+	// conf/default and every device (devinet_sysctl_forward,
+	// inet_forward_change), but only a change, and conf/default was copied
+	// from the host on its own: it is written too. A change also sets
 	// conf/all/accept_redirects to its opposite: that one is written after.
-	s := []kv{{"net.ipv4.ip_forward", fwd}}
+	s := []kv{{"net.ipv4.ip_forward", fwd}, {"net.ipv4.conf.default.forwarding", fwd}}
 	p := "net.ipv6.conf.all."
 	s = append(s,
 		// Writing these in conf/all sets conf/default and every device's
