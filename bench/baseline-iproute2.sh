@@ -34,30 +34,34 @@ RC=tl-$id-rc CR=tl-$id-cr RS=tl-$id-rs SR=tl-$id-sr
 MAC_RC=02:74:6c:00:00:01 MAC_CR=02:74:6c:00:00:02
 MAC_RS=02:74:6c:00:00:03 MAC_SR=02:74:6c:00:00:04
 
-# The sysctls tcplab writes in every namespace, as one shell command line;
-# $1 is 1 on the router, 0 elsewhere. Written through /proc/sys by one sh
+# The sysctls tcplab writes in every namespace (topology/up.go,
+# nodeSysctls, which a test compares with this list), in its order, as one
+# shell command line; $1 is 1 on the router, 0 elsewhere. Written through /proc/sys by one sh
 # per namespace, so that the baseline needs nothing but iproute2 and sh.
 node_sysctls() {
 	cmds=
 	w() { cmds="$cmds echo $2 >/proc/sys/net/$1;"; }
 	w ipv4/ip_forward "$1"
-	for scope in all default; do
-		w ipv6/conf/$scope/disable_ipv6 0
-		w ipv6/conf/$scope/forwarding "$1"
-		w ipv6/conf/$scope/accept_dad 0
-		w ipv6/conf/$scope/accept_ra 0
-		w ipv6/conf/$scope/router_solicitations 0
-		w ipv6/conf/$scope/keep_addr_on_down 1
-		w ipv6/conf/$scope/ignore_routes_with_linkdown 0
-	done
-	for scope in all default; do
-		w ipv4/conf/$scope/forwarding "$1"
-		w ipv4/conf/$scope/rp_filter 0
-		w ipv4/conf/$scope/accept_redirects 0
-		w ipv4/conf/$scope/send_redirects 0
-		w ipv4/conf/$scope/accept_local 0
-		w ipv4/conf/$scope/ignore_routes_with_linkdown 0
-	done
+	w ipv4/conf/default/forwarding "$1"
+	w ipv6/conf/all/disable_ipv6 0
+	w ipv6/conf/all/forwarding "$1"
+	w ipv6/conf/all/ignore_routes_with_linkdown 0
+	w ipv6/conf/all/keep_addr_on_down 1
+	w ipv6/conf/all/accept_dad 0
+	w ipv6/conf/default/accept_dad 0
+	w ipv6/conf/default/router_solicitation_delay 0
+	w ipv6/conf/default/accept_ra 0
+	w ipv6/conf/default/router_solicitations 0
+	w ipv4/conf/all/rp_filter 0
+	w ipv4/conf/all/accept_redirects 0
+	w ipv4/conf/all/send_redirects 0
+	w ipv4/conf/all/accept_local 0
+	w ipv4/conf/all/ignore_routes_with_linkdown 0
+	w ipv4/conf/default/rp_filter 0
+	w ipv4/conf/default/accept_redirects 0
+	w ipv4/conf/default/send_redirects 0
+	w ipv4/conf/default/accept_local 0
+	w ipv4/conf/default/ignore_routes_with_linkdown 0
 	w ipv4/tcp_no_metrics_save 1
 	if [ "$1" = 1 ]; then
 		w ipv4/icmp_ratelimit 0
