@@ -187,6 +187,14 @@ func judgeRevert(t Timing) func([]time.Time, time.Time) (bool, string) {
 // RST answering each copy a new answer.
 func bySeq(p Pkt) string { return fmt.Sprintf("%d+%d", p.Seq, p.Len) }
 
+// bySegment counts a segment's copies once, whatever the segment: the same
+// sender, flags, sequence number, length and acknowledgement. A FIN
+// retransmitted because its ACK was late, and the ACK repeated to answer
+// it, are copies; the handshake's ACK and a later one are not.
+func bySegment(p Pkt) string {
+	return fmt.Sprintf("%s:%d %v %d+%d %d", p.Src, p.SrcPort, p.Flags, p.Seq, p.Len, p.Ack)
+}
+
 // closedServerPackets: the server process ended (killed or shut down): its
 // FIN, the client's one segment of data, and the RST answering it.
 func closedServerPackets(t Timing, finDesc string) []PacketCheck {

@@ -1,6 +1,8 @@
 package experiments
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +104,46 @@ func TestPeerWriteWindow(t *testing.T) {
 	}
 	if d := compare(want, events(2740, 107), true, "Linux"); len(d) != 1 {
 		t.Errorf("data 107 ms after the write: %v, want one difference", d)
+	}
+}
+
+// TestTimeWaitCopies: in time-wait-bind, a FIN retransmitted because its ACK
+// was late (seen beside a VM under emulation, and answered by a copy of the
+// other end's ACK) leaves the checks as they were; a segment that is not a
+// copy (here a RST) still fails them.
+func TestTimeWaitCopies(t *testing.T) {
+	a := addrsOf(4)
+	const port = 8002 // the third connection: the client closes first
+	seg := func(fromClient bool, flags capture.TCPFlags, seq, ack uint32) Pkt {
+		d := capture.Decoded{Proto: "tcp", Src: a.server, Dst: a.client, SrcPort: port, DstPort: 40000, Flags: flags, Seq: seq, Ack: ack}
+		if fromClient {
+			d.Src, d.Dst, d.SrcPort, d.DstPort = a.client, a.server, 40000, port
+		}
+		return Pkt{Decoded: d, Point: PointRouterServer}
+	}
+	conn := []Pkt{
+		seg(true, capture.SYN, 100, 0), seg(false, capture.SYN|capture.ACK, 500, 101), seg(true, capture.ACK, 101, 501),
+		seg(true, capture.FIN|capture.ACK, 101, 501), seg(false, capture.ACK, 501, 102),
+		seg(false, capture.FIN|capture.ACK, 501, 102), seg(true, capture.ACK, 102, 502),
+		// The server's FIN again, and the client's ACK again.
+		seg(false, capture.FIN|capture.ACK, 501, 102), seg(true, capture.ACK, 102, 502),
+	}
+	var checks []PacketCheck
+	for _, c := range registry["time-wait-bind"].Packets(Timing{Settings: Settings{Family: 4, Port: 8000}}) {
+		if strings.HasPrefix(c.Desc, fmt.Sprintf("port %d:", port)) {
+			checks = append(checks, c)
+		}
+	}
+	if len(checks) != 2 {
+		t.Fatalf("%d checks for port %d, want 2", len(checks), port)
+	}
+	for _, r := range checkPackets(checks, map[string][]Pkt{PointRouterServer: conn}, time.Time{}) {
+		if !r.OK {
+			t.Errorf("a retransmitted FIN: %s: got %d, want %s", r.Desc, r.Got, r.Want)
+		}
+	}
+	withRST := append(append([]Pkt{}, conn...), seg(true, capture.RST, 102, 0))
+	if r := checkPackets(checks, map[string][]Pkt{PointRouterServer: withRST}, time.Time{}); r[1].OK {
+		t.Errorf("a RST besides: %s: got %d, judged ok", r[1].Desc, r[1].Got)
 	}
 }
