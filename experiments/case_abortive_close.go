@@ -37,7 +37,7 @@ var _ = register(&Case{
 	},
 	Why: "Linux adds only that the reset socket reads as closed afterwards: tcp_reset records ECONNRESET and shuts the socket down (tcp_done), so the " +
 		"first recv reports the error (sock_error clears it) and the next returns 0.",
-	Settings: noTimer,
+	Settings: keepTimeWait,
 	Steps: func(r *Run) error {
 		if err := r.establish(); err != nil {
 			return err

@@ -187,12 +187,41 @@ func judgeRevert(t Timing) func([]time.Time, time.Time) (bool, string) {
 // RST answering each copy a new answer.
 func bySeq(p Pkt) string { return fmt.Sprintf("%d+%d", p.Seq, p.Len) }
 
+// withoutCrossedRST drops, from a connection's segments, the RSTs after a
+// FIN's second copy: a FIN sent again because its ACK was late can reach
+// the other end after the connection has ended there (the copy crossing
+// the final ACK), which answers it with a RST. keepTimeWait says why that
+// RST changes nothing else.
+func withoutCrossedRST(pkts []Pkt) []Pkt {
+	seen := map[string]bool{}
+	crossed := false
+	var out []Pkt
+	for _, p := range pkts {
+		if p.Flags&capture.RST != 0 && crossed {
+			continue
+		}
+		if p.Flags&capture.FIN != 0 {
+			k := bySegment(p)
+			crossed = crossed || seen[k]
+			seen[k] = true
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // bySegment counts a segment's copies once, whatever the segment: the same
-// sender, flags, sequence number, length and acknowledgement. A FIN
-// retransmitted because its ACK was late, and the ACK repeated to answer
-// it, are copies; the handshake's ACK and a later one are not.
+// sender, flags, sequence number and length, and for a segment that takes
+// no sequence space (a bare ACK, a RST) the same acknowledgement. A FIN
+// sent again because its ACK was late (its acknowledgement may have moved
+// on), and the ACK repeated to answer it, are copies; the handshake's ACK
+// and a later one are not.
 func bySegment(p Pkt) string {
-	return fmt.Sprintf("%s:%d %v %d+%d %d", p.Src, p.SrcPort, p.Flags, p.Seq, p.Len, p.Ack)
+	k := fmt.Sprintf("%s:%d %v %d+%d", p.Src, p.SrcPort, p.Flags, p.Seq, p.Len)
+	if p.Len == 0 && p.Flags&(capture.SYN|capture.FIN) == 0 {
+		k += fmt.Sprintf(" ack %d", p.Ack)
+	}
+	return k
 }
 
 // closedServerPackets: the server process ended (killed or shut down): its
