@@ -196,8 +196,8 @@ func noTimer(Config) Settings { return Settings{Basis: "no kernel timer involved
 // there (the copy crossing the final ACK), and the client answers it with
 // a RST; with net.ipv4.tcp_rfc1337=0, the default, that RST ends the
 // server's TIME_WAIT at once (tcp_timewait_state_process: RFC 1337's
-// "TIME-WAIT assassination"), and what the case shows with it. Seen beside
-// a VM under emulation; the lab takes the race away.
+// "TIME-WAIT assassination"), and what the case shows with it. The lab
+// takes the race away.
 func keepTimeWait(cfg Config) Settings {
 	s := noTimer(cfg)
 	s.Basis += "; a RST does not end the server's TIME_WAIT (RFC 1337)"
