@@ -33,7 +33,7 @@ func TestInterruptEveryCase(t *testing.T) {
 		t.Run(id+"/"+experiments.SignalName(sig), func(t *testing.T) {
 			t.Parallel()
 			for attempt := 1; !interruptCase(t, id, sig); attempt++ {
-				if attempt == 3 {
+				if attempt == holdAttempts {
 					t.Fatalf("%s ended before its agents could be held, %d times", id, attempt)
 				}
 			}
@@ -175,8 +175,8 @@ func TestInterruptUp(t *testing.T) {
 					p.wait(10 * time.Second)
 					l, _ := topology.New(name)
 					l.Down()
-					if attempt == 10 {
-						t.Fatal("up finished before it could be stopped, 10 times")
+					if attempt == holdAttempts {
+						t.Fatalf("up finished before it could be stopped, %d times", attempt)
 					}
 					continue
 				}

@@ -89,7 +89,7 @@ func TestHardKill(t *testing.T) {
 		t.Run(strings.ReplaceAll(c.phase, " ", "-"), func(t *testing.T) {
 			t.Parallel()
 			for attempt := 1; !killAndClean(t, c.id, c.hold, c.reach); attempt++ {
-				if attempt == 3 {
+				if attempt == holdAttempts {
 					t.Fatalf("%s went past the phase before tcplab could be killed, %d times", c.id, attempt)
 				}
 				t.Logf("attempt %d went past the phase; again", attempt)

@@ -237,6 +237,12 @@ func labInodes(id string) map[string]uint64 {
 	return out
 }
 
+// holdAttempts bounds the tries at catching a case (or an up) at a given
+// moment. A short case can end before a loaded machine lets the test see
+// its agents: in full runs of this package about one attempt in seven
+// missed, and one case missing three in a row failed a run.
+const holdAttempts = 10
+
 // agentsOf waits until tcplab process p has a client and a server agent,
 // each in its lab namespace, and returns them by role with the lab's id;
 // ok is false if p ended first (a short case can run its course between
