@@ -80,7 +80,7 @@ func hasTCP(file, prefix string) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	for _, line := range strings.Split(string(buf[:max(n, 0)]), "\n") {
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
 		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
 			continue
